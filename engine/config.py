@@ -1,0 +1,350 @@
+"""The preset schema: every experiment field with its type, range and default, and preset loading.
+
+Torch-free, so the CLI and the UI validate input without importing the engine's heavy parts.
+A preset is a TOML file with `title`, `description` and the sections `[data]`, `[model]`,
+`[train]`; anything it leaves out takes the default below. This module is the one source of
+truth for field names, the method list, the dataset list and the architecture list.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+# name -> one-line description. engine.methods maps each name to its implementation.
+METHODS: dict[str, str] = {
+    "erm": "plain cross-entropy, no reweighting",
+    "l2rw": "Learning to Reweight (Ren et al. 2018): per-batch instance weights from one meta-gradient",
+    "mwnet": "Meta-Weight-Net (Shu et al. 2019): instance weights from a learned V(loss)",
+    "gdw": "Generalized Data Weighting: class-level weights with the zero-mean constraint",
+    "gdw-nozm": "GDW without the zero-mean constraint (appendix B.2 ablation; expected to be unstable)",
+}
+DATASETS = ("digits", "cifar10", "cifar100", "synthetic", "imagefolder")
+NOISES = ("none", "unif", "flip", "flip2")
+ARCHS = ("auto", "digits_mlp", "resnet32", "resnet18", "resnet50")
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line that names the problem and what is valid."""
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type  # bool, int, float or str
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] | None = None
+    lo_open: bool = False  # lo itself not allowed
+    hi_open: bool = False
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        lo = "(" if self.lo_open else "["
+        hi = ")" if self.hi_open else "]"
+        return f"in {lo}{_fmt(self.lo)}, {_fmt(self.hi)}{hi}"
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "∞"
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "data": {
+        "dataset": Field(str, "digits", "dataset to train on", choices=DATASETS),
+        "data_dir": Field(str, "./data", "where dataset files are (and are downloaded to with --download)"),
+        "download": Field(bool, False, "download CIFAR files if they are missing"),
+        "noise": Field(str, "none", "label corruption: none, unif(orm), flip, flip2", choices=NOISES),
+        "noise_rate": Field(float, 0.0, "corruption rate r", 0.0, 1.0),
+        "imbalance": Field(float, 1.0, "long-tail imbalance factor n_max/n_min (1 = balanced, 100 = 'imbalance 100')", 1.0, 1e5),
+        "meta_per_class": Field(int, 10, "clean meta images per class, taken out of the training set", 1, 1e6),
+        "augment": Field(bool, True, "CIFAR-style augmentation (crop with reflect padding, flip) for 32×32 data"),
+        "synthetic_train": Field(int, 5000, "training images of the synthetic dataset (before the meta split)", 10, 1e7),
+        "synthetic_test": Field(int, 1000, "test images of the synthetic dataset", 1, 1e7),
+        "synthetic_classes": Field(int, 10, "classes of the synthetic dataset", 2, 1000),
+        "image_size": Field(int, 224, "image size for imagefolder data", 16, 1024),
+        "workers": Field(int, 4, "loader processes for imagefolder data (0 = in-process)", 0, 64),
+    },
+    "model": {
+        "arch": Field(str, "auto", "network: auto picks digits_mlp, resnet32 or resnet50 by dataset", choices=ARCHS),
+        "pretrained": Field(bool, False, "ImageNet weights for resnet18/50 (torchvision; needs them cached or --download)"),
+    },
+    "train": {
+        "method": Field(str, "gdw", "training method", choices=tuple(METHODS)),
+        "epochs": Field(int, 80, "epochs", 1, 100000),
+        "batch_size": Field(int, 100, "training batch size", 1, 1 << 20),
+        "meta_batch_size": Field(int, 0, "meta batch size (0 = same as batch_size)", 0, 1 << 20),
+        "test_batch_size": Field(int, 500, "evaluation batch size", 1, 1 << 20),
+        "lr": Field(float, 0.1, "initial learning rate (cosine decay per epoch)", 0.0, 100.0, lo_open=True),
+        "momentum": Field(float, 0.9, "SGD momentum", 0.0, 1.0, hi_open=True),
+        "weight_decay": Field(float, 5e-4, "SGD weight decay", 0.0, 1.0),
+        "outer_lr": Field(float, 100.0, "GDW outer learning rate η_ω (100 on CIFAR-10, 1000 on CIFAR-100)", 0.0, 1e9, lo_open=True),
+        "clip": Field(float, 0.2, "GDW clip c of the class-level weight step", 0.0, 1e6, lo_open=True),
+        "vnet_lr": Field(float, 1e-3, "Adam learning rate of the weighting network V", 0.0, 10.0, lo_open=True),
+        "vnet_weight_decay": Field(float, 1e-4, "Adam weight decay of V", 0.0, 1.0),
+        "vnet_hidden": Field(int, 100, "hidden units of V", 1, 100000),
+        "seed": Field(int, 1, "seed for initialisation, corruption and data order", 0, 2**31 - 1),
+        "device": Field(str, "auto", "auto (CUDA when present), cpu, cuda or cuda:N"),
+        "final_epochs": Field(int, 5, "final accuracy = mean test accuracy of this many last epochs", 1, 100000),
+        "events": Field(bool, True, "write step and weights events (off only for benchmarking)"),
+        "step_events_per_s": Field(float, 10.0, "at most this many step events a second", 0.01, 100000.0),
+        "weights_events_per_epoch": Field(int, 4, "weights snapshots per epoch", 1, 100000),
+        "channels_last": Field(bool, False, "channels_last memory format (CUDA; can change the last bits)"),
+        "compile": Field(bool, False, "torch.compile the model's plain forward (ERM and evaluation)"),
+        "bf16": Field(bool, False, "bf16 autocast on CUDA (changes the numbers)"),
+        "pin_memory": Field(bool, False, "pinned host memory and non-blocking copies for imagefolder data"),
+    },
+}
+TOP_LEVEL = {"title": Field(str, "", "one-line title"), "description": Field(str, "", "what the preset reproduces")}
+
+
+def defaults() -> dict[str, Any]:
+    cfg: dict[str, Any] = {k: f.default for k, f in TOP_LEVEL.items()}
+    for section, fields in SCHEMA.items():
+        cfg[section] = {k: f.default for k, f in fields.items()}
+    return cfg
+
+
+def all_field_names() -> list[str]:
+    return [f"{s}.{k}" for s, fields in SCHEMA.items() for k in fields] + list(TOP_LEVEL)
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def lookup_field(dotted: str) -> Field:
+    section, _, key = dotted.partition(".")
+    if not key and section in TOP_LEVEL:
+        return TOP_LEVEL[section]
+    if section in SCHEMA and key in SCHEMA[section]:
+        return SCHEMA[section][key]
+    raise ConfigError(f"unknown field '{dotted}'{_suggest(dotted, all_field_names())}")
+
+
+def coerce(dotted: str, value: Any) -> Any:
+    """Check one value against its field: type, then range or choices. Returns the typed value."""
+    f = lookup_field(dotted)
+    typed = _coerce_type(dotted, f, value)
+    if f.choices is not None and typed not in f.choices:
+        raise ConfigError(f"{dotted} must be {f.describe_range()} (got {value!r}){_suggest(str(typed), list(f.choices))}")
+    if f.kind in (int, float):
+        bad = (
+            (f.lo is not None and (typed < f.lo or (f.lo_open and typed == f.lo)))
+            or (f.hi is not None and (typed > f.hi or (f.hi_open and typed == f.hi)))
+            or (f.kind is float and not math.isfinite(typed))
+        )
+        if bad:
+            raise ConfigError(f"{dotted} must be {f.describe_range()} (got {value!r})")
+    if dotted == "train.device":
+        check_device_syntax(typed)
+    return typed
+
+
+def _coerce_type(dotted: str, f: Field, value: Any) -> Any:
+    kind = f.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{dotted} must be true or false (got {value!r})")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{dotted} must be an integer (got {value!r})")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{dotted} must be an integer (got {value!r})")
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{dotted} must be a number (got {value!r})")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{dotted} must be a number (got {value!r})")
+    if not isinstance(value, str):
+        raise ConfigError(f"{dotted} must be a string (got {value!r})")
+    return value
+
+
+def check_device_syntax(device: str) -> None:
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
+        return
+    raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N (got {device!r})")
+
+
+def parse_set(item: str) -> tuple[str, str]:
+    """`section.key=value` from the command line."""
+    name, sep, value = item.partition("=")
+    name = name.strip()
+    if not sep or not name or "." not in name and name not in TOP_LEVEL:
+        raise ConfigError(f"--set expects section.key=value, e.g. train.epochs=10 (got {item!r})")
+    lookup_field(name)
+    return name, value.strip()
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of cfg with `section.key` overrides applied (values checked), then cross-checked."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
+    for dotted, value in overrides.items():
+        typed = coerce(dotted, value)
+        section, _, key = dotted.partition(".")
+        if key:
+            out[section][key] = typed
+        else:
+            out[section] = typed
+    check_consistency(out)
+    return out
+
+
+def check_consistency(cfg: dict[str, Any]) -> None:
+    """Rules that involve more than one field."""
+    data = cfg["data"]
+    if data["noise"] == "none" and data["noise_rate"] > 0:
+        raise ConfigError(
+            f"data.noise_rate={data['noise_rate']} needs data.noise to be unif, flip or flip2 (it is 'none')"
+        )
+    if data["noise"] != "none" and data["noise_rate"] == 0:
+        raise ConfigError(f"data.noise='{data['noise']}' needs data.noise_rate > 0 (or set data.noise='none')")
+
+
+def from_toml_dict(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Validate a parsed preset against the schema and fill in the defaults."""
+    cfg = defaults()
+    for key, value in raw.items():
+        if key in TOP_LEVEL:
+            cfg[key] = coerce(key, value)
+        elif key in SCHEMA:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table of fields")
+            for sub, subvalue in value.items():
+                dotted = f"{key}.{sub}"
+                try:
+                    cfg[key][sub] = coerce(dotted, subvalue)
+                except ConfigError as e:
+                    raise ConfigError(f"{source}: {e}") from None
+        else:
+            options = list(SCHEMA) + list(TOP_LEVEL)
+            raise ConfigError(f"{source}: unknown section or field '{key}'{_suggest(key, options)}")
+    try:
+        check_consistency(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return cfg
+
+
+def load_toml_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"preset file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"preset path is a directory, not a .toml file: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"preset file is not readable: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {str(e).splitlines()[0]}") from None
+
+
+# --- finding presets -------------------------------------------------------------------------
+
+
+def preset_dirs(extra: str | os.PathLike[str] | None = None) -> list[Path]:
+    """User directories first (--presets-dir, then GDW_PRESETS, os.pathsep-separated), built-ins last."""
+    dirs: list[Path] = []
+    if extra:
+        dirs.append(Path(extra).expanduser())
+    for part in os.environ.get("GDW_PRESETS", "").split(os.pathsep):
+        if part.strip():
+            dirs.append(Path(part.strip()).expanduser())
+    dirs.append(builtin_presets_dir())
+    return dirs
+
+
+def builtin_presets_dir() -> Path:
+    return Path(str(resources.files("gdw_presets")))
+
+
+def check_presets_dir(path: str | os.PathLike[str] | None) -> None:
+    if path and not Path(path).expanduser().is_dir():
+        raise ConfigError(f"presets directory not found: {path}")
+
+
+def available_presets(extra: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """name -> path; a user preset hides a built-in one of the same name."""
+    found: dict[str, Path] = {}
+    for d in reversed(preset_dirs(extra)):
+        if d.is_dir():
+            for p in sorted(d.glob("*.toml")):
+                found[p.stem] = p
+    return dict(sorted(found.items()))
+
+
+def resolve_preset_path(name_or_path: str, extra: str | os.PathLike[str] | None = None) -> tuple[str, Path]:
+    """A preset name or a path to a .toml → (preset name, path)."""
+    looks_like_path = name_or_path.endswith(".toml") or os.sep in name_or_path or "/" in name_or_path
+    if looks_like_path:
+        p = Path(name_or_path).expanduser()
+        if not p.exists():
+            raise ConfigError(f"preset file not found: {name_or_path}")
+        return p.stem, p
+    presets = available_presets(extra)
+    if name_or_path in presets:
+        return name_or_path, presets[name_or_path]
+    names = list(presets)
+    close = difflib.get_close_matches(name_or_path, names, n=1, cutoff=0.5)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(
+        f"unknown preset '{name_or_path}'{hint}; valid presets: {', '.join(names)} (or a path to a .toml file)"
+    )
+
+
+def load_preset(
+    name_or_path: str,
+    overrides: dict[str, Any] | None = None,
+    presets_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The resolved config of a preset, with `section.key` overrides; `preset` names where it came from."""
+    check_presets_dir(presets_dir)
+    name, path = resolve_preset_path(name_or_path, presets_dir)
+    cfg = from_toml_dict(load_toml_file(path), path.name)
+    cfg = apply_overrides(cfg, overrides or {})
+    cfg["preset"] = name
+    return cfg
+
+
+def resolved_arch(cfg: dict[str, Any]) -> str:
+    arch = cfg["model"]["arch"]
+    if arch != "auto":
+        return arch
+    return {"digits": "digits_mlp", "imagefolder": "resnet50"}.get(cfg["data"]["dataset"], "resnet32")
+
+
+def to_toml(cfg: dict[str, Any]) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(cfg)

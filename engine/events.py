@@ -1,0 +1,286 @@
+"""The event schema: the one contract between the engine and everything that reads a run.
+
+This module is torch-free on purpose: the UI imports it to read `events.jsonl`.
+Each line of `events.jsonl` is one JSON object with at least `type`, `v` (the schema's
+major version) and `t` (Unix time, seconds). Minor, additive changes (new event types,
+new fields) keep `v`; readers ignore what they do not know. A reader refuses a file whose
+`v` is newer than `SCHEMA_VERSION`. `docs/events.md` is rendered from `EVENT_TYPES`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+# type -> (description, {field: description}). The only place event fields are defined.
+EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
+    "run_start": (
+        "First event of a run (and of every resumed segment, with `resumed: true`).",
+        {
+            "run_id": "run directory name",
+            "preset": "preset name the run came from",
+            "title": "preset title",
+            "config": "the fully resolved config: {data: {...}, model: {...}, train: {...}}",
+            "method": "erm | l2rw | mwnet | gdw | gdw-nozm",
+            "seed": "run seed",
+            "device": "device actually used, e.g. cpu, cuda:0",
+            "device_name": "human name of the device (GPU model or CPU)",
+            "classes": "list of class names (length C)",
+            "num_classes": "C",
+            "epochs": "total epochs planned",
+            "iters_per_epoch": "training iterations per epoch",
+            "counts": "{train, meta, test, train_per_class: [C], meta_per_class: [C]}",
+            "noise": "{kind, rate, imbalance, measured_rate, matrix: C×C transition matrix used or null}",
+            "versions": "{engine, python, torch, torchvision, schema}",
+            "pid": "engine process id",
+            "resumed": "true when this start continues an earlier segment",
+            "start_epoch": "first epoch this segment runs (0-based)",
+        },
+    ),
+    "step": (
+        "Training progress, at a bounded rate (at most `train.step_events_per_s` a second, plus the last iteration of each epoch).",
+        {
+            "epoch": "0-based epoch",
+            "iter": "0-based iteration within the epoch",
+            "global_iter": "0-based iteration since the run began",
+            "loss": "mean training cross-entropy (observed labels) of the iterations since the last step event",
+            "meta_loss": "mean meta loss over the same iterations (null for erm)",
+            "train_acc": "training accuracy against the TRUE labels over the same iterations, percent",
+            "meta_acc": "meta-batch accuracy at the virtual parameters, percent (null for erm)",
+            "lr": "learning rate of this epoch",
+            "it_s": "iterations per second over the same iterations",
+            "samples_s": "training samples per second",
+        },
+    ),
+    "weights": (
+        "What the weighting does (GDW-SPEC §4), a few times per epoch and at each epoch's end.",
+        {
+            "epoch": "0-based epoch",
+            "iter": "0-based iteration within the epoch",
+            "global_iter": "0-based iteration since the run began",
+            "omega": "C×C: row a = samples with observed label a, column j = mean class-level weight ω_j used in the actual update, since the last weights event (instance methods: the instance weight in every column; null entries for labels not seen)",
+            "increase_ratio": "C×C, only at epoch end for gdw/gdw-nozm, else null: [i][j] = fraction of samples of class j whose ω_i went up in the outer step during the epoch (appendix Table 6)",
+            "epoch_end": "true on the event written at the end of an epoch",
+            "target_weight": "{clean_mean, corrupted_mean, clean_count, corrupted_count, bins: [edges], clean_hist: [counts], corrupted_hist: [counts]} of the target-class weight, since the last weights event",
+            "vnet": "{loss: [grid], weight: [V(loss)]} or null for methods without V",
+        },
+    ),
+    "epoch": (
+        "End of an epoch: evaluation on the test set.",
+        {
+            "epoch": "0-based epoch just finished",
+            "test_loss": "mean test cross-entropy",
+            "test_acc": "test accuracy, percent",
+            "per_class_acc": "[C] test accuracy per class, percent",
+            "train_loss": "mean training loss over the epoch",
+            "train_acc": "training accuracy against the true labels over the epoch, percent",
+            "meta_loss": "mean meta loss over the epoch (null for erm)",
+            "meta_acc": "mean meta accuracy over the epoch (null for erm)",
+            "lr": "learning rate used in the epoch",
+            "best_acc": "best test accuracy so far",
+            "epoch_s": "wall seconds of the epoch (training + test)",
+        },
+    ),
+    "checkpoint": (
+        "A checkpoint was written atomically.",
+        {"epoch": "epochs completed in the checkpoint", "path": "path relative to the run directory"},
+    ),
+    "log": (
+        "A message from the engine.",
+        {"level": "info | warning | error", "message": "text"},
+    ),
+    "resume": (
+        "A run continues from a checkpoint (written before its run_start).",
+        {"from_epoch": "epochs already completed", "checkpoint": "checkpoint path"},
+    ),
+    "stopped": (
+        "The run stopped on request (signal or `gdw stop`), after checkpointing.",
+        {"epoch": "0-based epoch in progress", "iter": "iteration reached", "reason": "e.g. SIGTERM"},
+    ),
+    "run_end": (
+        "The run finished all its epochs.",
+        {
+            "final_acc": "mean test accuracy of the last `train.final_epochs` epochs, percent",
+            "best_acc": "best test accuracy, percent",
+            "best_epoch": "0-based epoch of the best accuracy",
+            "wall_s": "wall seconds of the whole run (all segments)",
+        },
+    ),
+    "failure": (
+        "The run failed.",
+        {
+            "kind": "error | diverged | oom",
+            "message": "one line for humans",
+            "traceback": "full Python traceback (null for divergence)",
+            "epoch": "0-based epoch, or null before training",
+            "iter": "iteration within the epoch, or null",
+        },
+    ),
+}
+
+TERMINAL_TYPES = ("run_end", "failure", "stopped")
+
+
+class SchemaError(ValueError):
+    """An events file this reader cannot understand (a newer major schema version)."""
+
+
+def make_event(type_: str, **fields: Any) -> dict[str, Any]:
+    """Build an event dict; unknown types are a programming error."""
+    if type_ not in EVENT_TYPES:
+        raise KeyError(f"unknown event type {type_!r}")
+    return {"type": type_, "v": SCHEMA_VERSION, "t": round(time.time(), 3), **fields}
+
+
+def encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), allow_nan=False, default=_jsonable) + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    # numpy scalars and arrays, without importing numpy here.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def check_version(event: dict[str, Any]) -> None:
+    v = event.get("v", SCHEMA_VERSION)
+    if isinstance(v, int) and v > SCHEMA_VERSION:
+        raise SchemaError(
+            f"events written with schema v{v}; this gdw-tui reads up to v{SCHEMA_VERSION} — upgrade gdw-tui"
+        )
+
+
+class EventWriter:
+    """Appends events to `events.jsonl`: one write per line, flushed; fsync for rare, important events."""
+
+    DURABLE = ("run_start", "resume", "epoch", "checkpoint", "stopped", "run_end", "failure")
+
+    def __init__(self, path: str | os.PathLike[str], enabled: bool = True):
+        self.path = os.fspath(path)
+        self.enabled = enabled
+        # Line-buffered append: a reader never sees a half line except while it is being written.
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)
+
+    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        event = make_event(type_, **fields)
+        if self.enabled or type_ != "step":
+            self._file.write(encode(event))
+            if type_ in self.DURABLE:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        return event
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+
+@dataclass
+class EventTail:
+    """Incremental reader of a growing `events.jsonl`.
+
+    Handles a file that does not exist yet, a partial last line (kept until its newline
+    arrives), growth between reads, truncation or replacement (starts over), undecodable
+    lines (skipped and counted) and newer schema versions (SchemaError).
+    """
+
+    path: str
+    offset: int = 0
+    skipped: int = 0
+    _partial: bytes = b""
+    _inode: int | None = None
+    restarted: bool = field(default=False)
+
+    def read_new(self, max_bytes: int = 16 * 1024 * 1024) -> list[dict[str, Any]]:
+        self.restarted = False
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return []
+        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
+            # Replaced or truncated: read it again from the start.
+            self.offset, self._partial, self.restarted = 0, b"", True
+        self._inode = st.st_ino
+        if st.st_size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(max_bytes)
+        self.offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when data ended with a newline
+        events = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                self.skipped += 1
+                continue
+            if not isinstance(event, dict) or "type" not in event:
+                self.skipped += 1
+                continue
+            check_version(event)
+            events.append(event)
+        return events
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All complete events of a file (a truncated last line is ignored)."""
+    tail = EventTail(os.fspath(path))
+    events: list[dict[str, Any]] = []
+    while True:
+        batch = tail.read_new()
+        if not batch and tail.offset >= _size(tail.path):
+            return events
+        events.extend(batch)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    yield from read_events(path)
+
+
+def render_markdown() -> str:
+    """The schema as Markdown (docs/events.md is this text; a test keeps them equal)."""
+    out = [
+        "# Event schema (`events.jsonl`)",
+        "",
+        f"Schema version: **{SCHEMA_VERSION}**. Generated from `engine/events.py` (`python -m engine.events > docs/events.md`).",
+        "",
+        "Every line of a run's `events.jsonl` is one JSON object with these common fields:",
+        "",
+        "| field | meaning |",
+        "|---|---|",
+        "| `type` | one of the event types below |",
+        "| `v` | schema major version (integer). Additive changes keep it; readers ignore unknown types and fields and refuse a newer major version |",
+        "| `t` | Unix time in seconds (float) |",
+        "",
+        "Events are appended by a single engine process; a line is complete once its newline is written.",
+        "A reader must tolerate a partial last line while the run is live (or after a kill).",
+        "",
+    ]
+    for name, (desc, fields) in EVENT_TYPES.items():
+        out += [f"## `{name}`", "", desc, "", "| field | meaning |", "|---|---|"]
+        out += [f"| `{k}` | {v} |" for k, v in fields.items()]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,243 @@
+"""Run directories: creation with unique ids, the summary file, the engine lock and honest status.
+
+Torch-free: the CLI and the UI list, inspect and stop runs through this module.
+
+A run directory holds `config.toml` (the resolved config), `events.jsonl`, `summary.json`,
+`engine.lock` (held with flock by the engine process while it runs), `engine.log` (the
+engine's own output when launched detached) and `checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, to_toml
+
+STATUSES = ("created", "running", "finished", "failed", "stopped", "interrupted")
+SUMMARY = "summary.json"
+CONFIG = "config.toml"
+EVENTS = "events.jsonl"
+LOCK = "engine.lock"
+LOG = "engine.log"
+CHECKPOINTS = "checkpoints"
+
+
+def runs_dir_from(option: str | os.PathLike[str] | None) -> Path:
+    return Path(option or os.environ.get("GDW_RUNS_DIR") or "./runs").expanduser()
+
+
+def ensure_runs_dir(path: Path) -> Path:
+    """Create the runs directory if needed; a clear ConfigError when it cannot be used."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"runs directory {path} is a file, not a directory (choose another with --runs-dir)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create runs directory {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"runs directory {path} is not writable (choose another with --runs-dir)")
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def create_run(runs_dir: Path, cfg: dict[str, Any]) -> Path:
+    """A new, unique run directory with config.toml and a `created` summary.
+
+    mkdir is atomic, so concurrent launches (even in the same second) never share a directory.
+    """
+    ensure_runs_dir(runs_dir)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(cfg.get('preset', 'run'))}-{cfg['train']['method']}-s{cfg['train']['seed']}"
+    for n in range(1, 10000):
+        run_dir = runs_dir / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot create a run in {runs_dir}: {e.strerror}") from None
+    else:  # pragma: no cover - 10,000 runs in one second
+        raise ConfigError(f"too many runs named {base} in {runs_dir}")
+    try:
+        atomic_write_text(run_dir / CONFIG, to_toml(cfg))
+        write_summary(run_dir, initial_summary(run_dir, cfg))
+    except OSError as e:
+        _remove_tree(run_dir)
+        raise ConfigError(f"cannot write into {run_dir}: {e.strerror}") from None
+    return run_dir
+
+
+def initial_summary(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run_dir.name,
+        "preset": cfg.get("preset", ""),
+        "title": cfg.get("title", ""),
+        "method": cfg["train"]["method"],
+        "seed": cfg["train"]["seed"],
+        "dataset": cfg["data"]["dataset"],
+        "status": "created",
+        "epoch": 0,
+        "epochs": cfg["train"]["epochs"],
+        "final_acc": None,
+        "best_acc": None,
+        "best_epoch": None,
+        "created": time.time(),
+        "started": None,
+        "ended": None,
+        "wall_s": 0.0,
+        "pid": None,
+        "device": None,
+        "message": "",
+    }
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file, fsync, rename: readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The stored summary, or a minimal one when it is missing or unreadable."""
+    try:
+        with open(run_dir / SUMMARY, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict):
+            return data
+    except (OSError, ValueError):
+        pass
+    return {"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"}
+
+
+def engine_alive(run_dir: Path) -> bool:
+    """True while an engine process holds the run's lock (works even if its pid was reused)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def acquire_lock(run_dir: Path) -> int:
+    """Take the run's lock for this engine process; ConfigError if another engine holds it."""
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"run {run_dir.name} is already running (another engine holds its lock)") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd  # kept open (and locked) for the life of the process
+
+
+def lock_pid(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / LOCK).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
+    """The honest status: a run marked running whose engine is gone is `interrupted`."""
+    summary = summary or read_summary(run_dir)
+    status = summary.get("status", "created")
+    if status in ("running", "created"):
+        if engine_alive(run_dir):
+            return "running"
+        return "interrupted" if status == "running" or (run_dir / EVENTS).exists() else "created"
+    return status if status in STATUSES else "interrupted"
+
+
+def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every run directory with its summary and honest status, newest first."""
+    if not runs_dir.is_dir():
+        return []
+    runs = []
+    for d in runs_dir.iterdir():
+        if d.is_dir() and (d / CONFIG).exists():
+            s = read_summary(d)
+            s["status"] = run_status(d, s)
+            s["run_id"] = d.name
+            s["path"] = str(d)
+            runs.append(s)
+    runs.sort(key=lambda s: s.get("created") or 0, reverse=True)
+    return runs
+
+
+def find_run(runs_dir: Path, ref: str) -> Path:
+    """A run id (or unique prefix/suffix) in the runs directory, or a path to a run directory."""
+    p = Path(ref).expanduser()
+    if p.is_dir() and (p / CONFIG).exists():
+        return p
+    if (runs_dir / ref).is_dir() and (runs_dir / ref / CONFIG).exists():
+        return runs_dir / ref
+    if runs_dir.is_dir() and ref:
+        matches = [d for d in runs_dir.iterdir() if d.is_dir() and (d / CONFIG).exists() and ref in d.name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(sorted(m.name for m in matches)[:5])
+            raise ConfigError(f"run '{ref}' is ambiguous in {runs_dir}: {names}")
+    raise ConfigError(f"no run '{ref}' in {runs_dir} (see `gdw runs`; a run id or a run directory path)")
+
+
+def stop_run(run_dir: Path, hard: bool = False) -> bool:
+    """Ask a running engine to stop (SIGTERM: checkpoint and exit; hard: SIGKILL). False if not running."""
+    if not engine_alive(run_dir):
+        return False
+    pid = lock_pid(run_dir)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
