@@ -149,6 +149,7 @@ def coerce(dotted: str, value: Any) -> Any:
             raise ConfigError(f"{dotted} must be {f.describe_range()} (got {value!r})")
     if dotted == "train.device":
         check_device_syntax(typed)
+        typed = typed.strip().lower()  # what was checked is what torch.device gets
     return typed
 
 
@@ -201,7 +202,9 @@ def parse_set(item: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     name = name.strip()
     if not sep or not name or "." not in name and name not in TOP_LEVEL:
-        raise ConfigError(f"--set expects section.key=value, e.g. train.epochs=10 (got {item!r})")
+        sections = [s for s, fields in SCHEMA.items() if name in fields]
+        hint = f"; did you mean '{sections[0]}.{name}={value.strip()}'?" if sep and len(sections) == 1 else ""
+        raise ConfigError(f"--set expects section.key=value, e.g. train.epochs=10 (got {item!r}){hint}")
     lookup_field(name)
     return name, value.strip()
 
@@ -236,7 +239,12 @@ def from_toml_dict(raw: dict[str, Any], source: str) -> dict[str, Any]:
     cfg = defaults()
     for key, value in raw.items():
         if key in TOP_LEVEL:
-            cfg[key] = coerce(key, value)
+            try:
+                cfg[key] = coerce(key, value)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+        elif key == "preset" and isinstance(value, str):
+            cfg[key] = value  # a run's config.toml records the preset it came from
         elif key in SCHEMA:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: [{key}] must be a table of fields")

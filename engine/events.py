@@ -150,7 +150,7 @@ def _jsonable(value: Any) -> Any:
 
 def check_version(event: dict[str, Any]) -> None:
     v = event.get("v", SCHEMA_VERSION)
-    if isinstance(v, int) and v > SCHEMA_VERSION:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > SCHEMA_VERSION:
         raise SchemaError(
             f"events written with schema v{v}; this gdw-tui reads up to v{SCHEMA_VERSION} — upgrade gdw-tui"
         )
@@ -160,6 +160,7 @@ class EventWriter:
     """Appends events to `events.jsonl`: one write per line, flushed; fsync for rare, important events."""
 
     DURABLE = ("run_start", "resume", "epoch", "checkpoint", "stopped", "run_end", "failure")
+    OPTIONAL = ("step", "weights")  # what `train.events = false` leaves out
 
     def __init__(self, path: str | os.PathLike[str], enabled: bool = True):
         self.path = os.fspath(path)
@@ -169,7 +170,7 @@ class EventWriter:
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = make_event(type_, **fields)
-        if self.enabled or type_ != "step":
+        if self.enabled or type_ not in self.OPTIONAL:
             self._file.write(encode(event))
             if type_ in self.DURABLE:
                 self._file.flush()
@@ -201,18 +202,21 @@ class EventTail:
     def read_new(self, max_bytes: int = 16 * 1024 * 1024) -> list[dict[str, Any]]:
         self.restarted = False
         try:
-            st = os.stat(self.path)
+            f = open(self.path, "rb")
         except FileNotFoundError:
             return []
-        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-            # Replaced or truncated: read it again from the start.
-            self.offset, self._partial, self.restarted = 0, b"", True
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as f:
+        with f:
+            # fstat of the open file, so the size and inode belong to the bytes we read.
+            st = os.fstat(f.fileno())
+            if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
+                # Replaced or truncated: read it again from the start.
+                self.offset, self._partial, self.restarted = 0, b"", True
+            self._inode = st.st_ino
+            if st.st_size == self.offset:
+                return []
             f.seek(self.offset)
             data = f.read(max_bytes)
+        start, partial, skipped = self.offset, self._partial, self.skipped
         self.offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")
@@ -229,7 +233,12 @@ class EventTail:
             if not isinstance(event, dict) or "type" not in event:
                 self.skipped += 1
                 continue
-            check_version(event)
+            try:
+                check_version(event)
+            except SchemaError:
+                # Stay before the offending bytes, so every later read refuses the file too.
+                self.offset, self._partial, self.skipped = start, partial, skipped
+                raise
             events.append(event)
         return events
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,20 @@ def _remove_tree(path: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file, fsync, rename: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # pid and thread in the name: two writers never share a temporary file.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     _fsync_dir(path.parent)
 
 
@@ -149,13 +158,17 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def engine_alive(run_dir: Path) -> bool:
-    """True while an engine process holds the run's lock (works even if its pid was reused)."""
+    """True while an engine process holds the run's lock (works even if its pid was reused).
+
+    The probe takes a *shared* lock: probes from several readers (UI, CLI) never mistake each
+    other for an engine, which holds the lock exclusively.
+    """
     try:
-        fd = os.open(run_dir / LOCK, os.O_RDWR)
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as e:
         return e.errno in (errno.EAGAIN, errno.EACCES)
     else:
@@ -165,14 +178,26 @@ def engine_alive(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def acquire_lock(run_dir: Path) -> int:
-    """Take the run's lock for this engine process; ConfigError if another engine holds it."""
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+def acquire_lock(run_dir: Path, wait_s: float = 0.5) -> int:
+    """Take the run's lock for this engine process; ConfigError if another engine holds it.
+
+    Retries for `wait_s`, so a reader's momentary status probe (engine_alive) is not taken
+    for a running engine.
+    """
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(f"run {run_dir.name} is already running (another engine holds its lock)") from None
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ConfigError(f"cannot open the lock of run {run_dir.name}: {e.strerror}") from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise ConfigError(f"run {run_dir.name} is already running (another engine holds its lock)") from None
+            time.sleep(0.02)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd  # kept open (and locked) for the life of the process
@@ -220,12 +245,18 @@ def find_run(runs_dir: Path, ref: str) -> Path:
     if (runs_dir / ref).is_dir() and (runs_dir / ref / CONFIG).exists():
         return runs_dir / ref
     if runs_dir.is_dir() and ref:
-        matches = [d for d in runs_dir.iterdir() if d.is_dir() and (d / CONFIG).exists() and ref in d.name]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            names = ", ".join(sorted(m.name for m in matches)[:5])
-            raise ConfigError(f"run '{ref}' is ambiguous in {runs_dir}: {names}")
+        runs = [d for d in runs_dir.iterdir() if d.is_dir() and (d / CONFIG).exists()]
+        # A prefix or suffix match wins over a match in the middle of a name.
+        for matches in (
+            [d for d in runs if d.name.startswith(ref) or d.name.endswith(ref)],
+            [d for d in runs if ref in d.name],
+        ):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                names = ", ".join(sorted(m.name for m in matches)[:5])
+                more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+                raise ConfigError(f"run '{ref}' is ambiguous in {runs_dir}: {names}{more}")
     raise ConfigError(f"no run '{ref}' in {runs_dir} (see `gdw runs`; a run id or a run directory path)")
 
 

@@ -1,0 +1,43 @@
+"""`python -m engine run|resume --run-dir DIR`: the engine process the CLI and the UI launch.
+
+Exit codes: 0 finished or stopped cleanly, 1 failed (see events.jsonl / summary.json),
+2 bad input (one line on stderr; nothing marked running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+from .console import plain_line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["run", "resume"])
+    parser.add_argument("--run-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    def show(event: dict) -> None:
+        line = plain_line(event)
+        if line:
+            print(line, flush=True)
+
+    try:
+        from .trainer import train_run
+
+        summary = train_run(args.run_dir, resume=args.action == "resume", on_event=show)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BaseException:
+        return 1  # already reported as a failure event with its traceback
+    if summary.get("status") == "finished":
+        print(f"final_acc={summary['final_acc']:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

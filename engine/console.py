@@ -1,0 +1,35 @@
+"""Plain one-line progress messages for events: for logs, nohup and batch jobs (torch-free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(x: Any, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def plain_line(event: dict[str, Any]) -> str | None:
+    """The line to print for an event, or None for events not worth a line."""
+    kind = event.get("type")
+    if kind == "run_start":
+        n = event.get("counts", {})
+        noise = event.get("noise", {})
+        return (f"run {event['run_id']}: {event['method']} on {event['device']} ({event.get('device_name', '')}) · "
+                f"{n.get('train')} train / {n.get('meta')} meta / {n.get('test')} test · "
+                f"noise {noise.get('kind')} {noise.get('rate')} (measured {100 * noise.get('measured_rate', 0):.2f}%) · "
+                f"{event['epochs']} epochs × {event['iters_per_epoch']} it"
+                + (f" · resumed at epoch {event['start_epoch'] + 1}" if event.get("resumed") else ""))
+    if kind == "epoch":
+        return (f"epoch {event['epoch'] + 1}: test_acc={event['test_acc']:.2f} test_loss={event['test_loss']:.4f} "
+                f"train_loss={_f(event.get('train_loss'))} meta_loss={_f(event.get('meta_loss'))} "
+                f"lr={event['lr']:.5f} best={event['best_acc']:.2f} ({event['epoch_s']:.1f}s)")
+    if kind == "log" and event.get("level") != "info":
+        return f"{event['level']}: {event['message']}"
+    if kind == "stopped":
+        return f"stopped ({event['reason']}) at epoch {event['epoch'] + 1}, iteration {event['iter']}; resume with `gdw resume`"
+    if kind == "failure":
+        return f"failed: {event['message']}"
+    if kind == "run_end":
+        return f"finished: final_acc={event['final_acc']:.2f} best_acc={event['best_acc']:.2f} in {event['wall_s']:.1f}s"
+    return None

@@ -1,0 +1,490 @@
+"""The training loop of one run: data, model, method, per-epoch cosine LR, test, events, checkpoints.
+
+`train_run(run_dir)` runs (or, with resume=True, continues) the run whose config.toml is in
+run_dir. It writes events.jsonl and summary.json as it goes, checkpoints atomically at the end
+of every epoch and on a requested stop, and reports failures itself.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+import time
+import tomllib
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .config import ConfigError, from_toml_dict, resolved_arch
+from .events import SCHEMA_VERSION, EventWriter
+from .runs import CHECKPOINTS, CONFIG, EVENTS, acquire_lock, read_summary, write_summary
+from .stats import StepAccumulator, WeightAccumulator
+
+CHECKPOINT = "last.pt"
+
+
+class Diverged(RuntimeError):
+    def __init__(self, epoch: int, it: int):
+        super().__init__(f"diverged at epoch {epoch + 1}, iteration {it + 1}: non-finite loss or weight")
+        self.epoch, self.it = epoch, it
+
+
+class StopRequested(Exception):
+    pass
+
+
+# --- configuration and device ------------------------------------------------------------------
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config stored in a run directory; a one-line ConfigError if it is unusable."""
+    path = run_dir / CONFIG
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is corrupt: {str(e).splitlines()[0]}") from None
+    preset = raw.pop("preset", run_dir.name)
+    cfg = from_toml_dict(raw, str(path))
+    cfg["preset"] = str(preset)
+    return cfg
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto → CUDA when present, else CPU; an unavailable device is a one-line ConfigError."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device '{spec}' is not available: no CUDA device found; use --device cpu or auto")
+    index = int(spec.split(":")[1]) if ":" in spec else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"device '{spec}' is not available: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    return torch.device(f"cuda:{index}")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """lr_e = lr · (1 + cos(π e / E)) / 2, set once per epoch (GDW-SPEC §5)."""
+    return base_lr * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+class Run:
+    """Everything one run holds; `train()` is the loop."""
+
+    def __init__(self, run_dir: Path, cfg: dict[str, Any], device: torch.device, on_event: Callable | None):
+        from .data import load_data
+        from .methods import make_method
+        from .models import build_model
+
+        self.run_dir, self.cfg, self.device = run_dir, cfg, device
+        self.on_event = on_event
+        train = cfg["train"]
+        self.epochs = train["epochs"]
+        seed_everything(train["seed"])
+        self.data = load_data(cfg, device)
+        self.C = self.data.num_classes
+        self.model = build_model(resolved_arch(cfg), self.C, tuple(self.data.in_shape), cfg["model"]["pretrained"]).to(device)
+        if train["channels_last"] and len(self.data.in_shape) == 3:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"]
+        )
+        self.method = make_method(
+            train["method"], self.model, self.C, self.optimizer, outer_lr=train["outer_lr"], clip=train["clip"],
+            vnet_lr=train["vnet_lr"], vnet_weight_decay=train["vnet_weight_decay"], vnet_hidden=train["vnet_hidden"],
+        )
+        self.eval_model = torch.compile(self.model) if train["compile"] else self.model
+
+        # Labels live on the device; index order and augmentation come from generators whose
+        # states are checkpointed, so a resumed run draws exactly what the uninterrupted one would.
+        self.train_labels = self.data.train.labels.to(device)
+        self.train_true = self.data.train.true_labels.to(device)
+        self.meta_labels = self.data.meta.labels.to(device)
+        self.test_labels = self.data.test.labels.to(device)
+        self.order_gen = torch.Generator().manual_seed(train["seed"])
+        self.meta_gen = torch.Generator().manual_seed(train["seed"] + 1)
+        self.aug_gen = torch.Generator(device=device).manual_seed(train["seed"] + 2)
+        self.batch_size = train["batch_size"]
+        self.meta_batch_size = min(train["meta_batch_size"] or self.batch_size, self.data.meta.size)
+        n = self.data.train.size
+        self.iters_per_epoch = max(1, math.ceil(n / self.batch_size) - (1 if n % self.batch_size == 1 else 0))
+        self.augment = self.data.augment_default
+
+        # Progress state (checkpointed).
+        self.epoch = 0
+        self.iter = 0  # next iteration within the epoch
+        self.epoch_perm: torch.Tensor | None = None
+        self.meta_perm = torch.empty(0, dtype=torch.long)
+        self.meta_pos = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_acc, self.best_epoch = -1.0, -1
+        self.wall_before = 0.0  # wall seconds of earlier segments
+        self.steps = StepAccumulator(device, method=train["method"])
+        self.weights = WeightAccumulator(self.C, device, method=train["method"], batch_size=self.batch_size)
+        self.stop_reason: str | None = None
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        event = self.writer.emit(type_, **fields)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def _next_meta_indices(self) -> torch.Tensor:
+        """Cycle through the meta set in freshly shuffled passes."""
+        if self.meta_pos >= len(self.meta_perm):
+            self.meta_perm = torch.randperm(self.data.meta.size, generator=self.meta_gen)
+            self.meta_pos = 0
+        idx = self.meta_perm[self.meta_pos : self.meta_pos + self.meta_batch_size]
+        self.meta_pos += self.meta_batch_size
+        return idx
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(),
+            "epoch": self.epoch,
+            "iter": self.iter,
+            "epoch_perm": self.epoch_perm,
+            "meta_perm": self.meta_perm,
+            "meta_pos": self.meta_pos,
+            "history": self.history,
+            "best_acc": self.best_acc,
+            "best_epoch": self.best_epoch,
+            "wall_s": self.wall_before + (time.time() - self.segment_start),
+            "order_gen": self.order_gen.get_state(),
+            "meta_gen": self.meta_gen.get_state(),
+            "aug_gen": self.aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "steps": self.steps.state_dict(),
+            "weights": self.weights.state_dict(),
+        }
+        folder = self.run_dir / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{CHECKPOINT}.tmp"
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / CHECKPOINT)  # the last good checkpoint is replaced only by a complete one
+        self.emit("checkpoint", epoch=self.epoch, path=f"{CHECKPOINTS}/{CHECKPOINT}")
+
+    def restore(self) -> None:
+        path = self.run_dir / CHECKPOINTS / CHECKPOINT
+        if not path.exists():
+            raise ConfigError(f"run {self.run_dir.name} has no checkpoint to resume from ({path} is missing)")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.method.load_state_dict(state["method"])
+        except Exception as e:  # a truncated or foreign file
+            raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        self.epoch, self.iter = state["epoch"], state["iter"]
+        self.epoch_perm, self.meta_perm, self.meta_pos = state["epoch_perm"], state["meta_perm"], state["meta_pos"]
+        self.history = state["history"]
+        self.best_acc, self.best_epoch = state["best_acc"], state["best_epoch"]
+        self.wall_before = state["wall_s"]
+        self.order_gen.set_state(state["order_gen"])
+        self.meta_gen.set_state(state["meta_gen"])
+        self.aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        self.steps.load_state_dict(state["steps"])
+        self.weights.load_state_dict(state["weights"])
+        if self.epoch_perm is not None:
+            self.epoch_perm = self.epoch_perm.cpu()
+        self.meta_perm = self.meta_perm.cpu()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def start_event(self, resumed: bool) -> None:
+        d = self.data
+        self.emit(
+            "run_start",
+            run_id=self.run_dir.name, preset=self.cfg.get("preset", ""), title=self.cfg.get("title", ""),
+            config={k: self.cfg[k] for k in ("data", "model", "train")},
+            method=self.cfg["train"]["method"], seed=self.cfg["train"]["seed"],
+            device=str(self.device), device_name=device_name(self.device),
+            classes=list(d.classes), num_classes=self.C, epochs=self.epochs, iters_per_epoch=self.iters_per_epoch,
+            counts={
+                "train": d.train.size, "meta": d.meta.size, "test": d.test.size,
+                "train_per_class": list(d.train_per_class), "meta_per_class": list(d.meta_per_class),
+            },
+            noise={
+                "kind": self.cfg["data"]["noise"], "rate": self.cfg["data"]["noise_rate"],
+                "imbalance": self.cfg["data"]["imbalance"], "measured_rate": d.measured_noise_rate,
+                "matrix": d.noise_matrix,
+            },
+            versions={
+                "engine": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "torchvision": _torchvision_version(), "schema": SCHEMA_VERSION,
+            },
+            pid=os.getpid(), resumed=resumed, start_epoch=self.epoch,
+        )
+        if d.measured_noise_rate > 0:
+            self.emit("log", level="info", message=f"measured label corruption: {100 * d.measured_noise_rate:.2f}% of {d.train.size} training labels")
+
+    def train(self) -> None:
+        events_on = self.cfg["train"]["events"]
+        step_interval = 1.0 / self.cfg["train"]["step_events_per_s"]
+        weights_every = max(1, math.ceil(self.iters_per_epoch / self.cfg["train"]["weights_events_per_epoch"]))
+        while self.epoch < self.epochs:
+            lr = cosine_lr(self.cfg["train"]["lr"], self.epoch, self.epochs)
+            epoch_start = time.time()
+            if self.iter == 0 or self.epoch_perm is None:
+                self.epoch_perm = torch.randperm(self.data.train.size, generator=self.order_gen)
+                self.steps.reset_epoch()
+                self.weights.reset_epoch()
+            last_step_event = time.time()
+            while self.iter < self.iters_per_epoch:
+                it = self.iter
+                idx = self.epoch_perm[it * self.batch_size : (it + 1) * self.batch_size]
+                idx_dev = idx.to(self.device, non_blocking=True)
+                x = self.data.train.batch(idx, self.augment, self.aug_gen)
+                y = self.train_labels[idx_dev]
+                meta_idx = None
+                x_meta = y_meta = None
+                if self.method.uses_meta:
+                    meta_idx = self._next_meta_indices()
+                    x_meta = self.data.meta.batch(meta_idx, self.augment, self.aug_gen)
+                    y_meta = self.meta_labels[meta_idx.to(self.device, non_blocking=True)]
+                stats = self.method.step(x, y, x_meta, y_meta, lr=lr)
+                self.steps.add(stats, y, self.train_true[idx_dev], y_meta, self.epoch * self.iters_per_epoch + it)
+                if events_on:
+                    self.weights.add(stats, y, self.train_true[idx_dev])
+                self.iter += 1
+                last = self.iter == self.iters_per_epoch
+                now = time.time()
+                if events_on and (last or now - last_step_event >= step_interval):
+                    self._check_finite()
+                    self.emit("step", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
+                              lr=lr, **self.steps.window(self.batch_size))
+                    last_step_event = now
+                if events_on and not last and self.iter % weights_every == 0:
+                    self.emit("weights", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
+                              epoch_end=False, increase_ratio=None, vnet=self._vnet_curve(), **self.weights.window())
+                if self.stop_reason is not None:
+                    raise StopRequested
+            self._check_finite()
+            if events_on:
+                self.emit("weights", epoch=self.epoch, iter=self.iter - 1,
+                          global_iter=self.epoch * self.iters_per_epoch + self.iter - 1, epoch_end=True,
+                          increase_ratio=self.weights.increase_ratio(), vnet=self._vnet_curve(), **self.weights.window())
+            self._end_epoch(lr, time.time() - epoch_start)
+
+    def _check_finite(self) -> None:
+        bad = self.steps.first_nonfinite()
+        if bad is not None:
+            raise Diverged(bad // self.iters_per_epoch, bad % self.iters_per_epoch)
+
+    def _vnet_curve(self) -> dict[str, list[float]] | None:
+        grid = torch.linspace(0, max(5.0, 2 * math.log(self.C)), 41, device=self.device)
+        values = self.method.weight_function(grid.to(next(self.model.parameters()).dtype))
+        if values is None:
+            return None
+        return {"loss": [round(v, 4) for v in grid.tolist()], "weight": [round(v, 6) for v in values.tolist()]}
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float, list[float]]:
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros(self.C, device=self.device)
+        count = torch.zeros(self.C, device=self.device)
+        n = self.data.test.size
+        bs = self.cfg["train"]["test_batch_size"]
+        for start in range(0, n, bs):
+            idx = torch.arange(start, min(n, start + bs))
+            x = self.data.test.batch(idx, False, None)
+            y = self.test_labels[idx.to(self.device)]
+            logits = self.eval_model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            hit = (logits.argmax(1) == y).float()
+            correct.index_add_(0, y, hit)
+            count.index_add_(0, y, torch.ones_like(hit))
+        self.model.train()
+        per_class = (100 * correct / count.clamp(min=1)).tolist()
+        return float(loss_sum) / n, 100 * float(correct.sum()) / n, per_class
+
+    def _end_epoch(self, lr: float, train_s: float) -> None:
+        t0 = time.time()
+        test_loss, test_acc, per_class = self.evaluate()
+        if test_acc > self.best_acc:
+            self.best_acc, self.best_epoch = test_acc, self.epoch
+        epoch_stats = self.steps.epoch_means()
+        record = {"epoch": self.epoch, "test_loss": test_loss, "test_acc": test_acc, **epoch_stats}
+        self.history.append(record)
+        self.emit("epoch", epoch=self.epoch, test_loss=test_loss, test_acc=test_acc, per_class_acc=per_class,
+                  lr=lr, best_acc=self.best_acc, epoch_s=train_s + time.time() - t0, **epoch_stats)
+        self.epoch += 1
+        self.iter = 0
+        self.epoch_perm = None
+        self.checkpoint()
+        self.update_summary(status="running")
+
+    def final_acc(self) -> float:
+        k = self.cfg["train"]["final_epochs"]
+        accs = [h["test_acc"] for h in self.history[-k:]]
+        return sum(accs) / len(accs)
+
+    def wall(self) -> float:
+        return self.wall_before + (time.time() - self.segment_start)
+
+    def update_summary(self, **fields: Any) -> None:
+        s = read_summary(self.run_dir)
+        s.update(
+            epoch=self.epoch, epochs=self.epochs, wall_s=round(self.wall(), 3), device=str(self.device),
+            best_acc=None if self.best_epoch < 0 else round(self.best_acc, 4),
+            best_epoch=None if self.best_epoch < 0 else self.best_epoch,
+            last_test_acc=self.history[-1]["test_acc"] if self.history else None, pid=os.getpid(),
+        )
+        s.update(fields)
+        write_summary(self.run_dir, s)
+
+
+def _torchvision_version() -> str:
+    try:
+        import torchvision
+
+        return torchvision.__version__
+    except Exception:  # pragma: no cover
+        return "unavailable"
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def train_run(run_dir: Path, resume: bool = False, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the run in run_dir. Returns the final summary.
+
+    ConfigError (bad input: unusable config, device, dataset files, checkpoint, a run already
+    running) is raised before anything is marked running. Everything after that is reported
+    in events.jsonl and summary.json: finished, stopped or failed (then the exception is re-raised).
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    summary = read_summary(run_dir)
+    if resume and summary.get("status") == "finished":
+        raise ConfigError(f"run {run_dir.name} already finished (final_acc={summary.get('final_acc')}); nothing to resume")
+    lock_fd = acquire_lock(run_dir)
+    try:
+        device = resolve_device(cfg["train"]["device"])
+        if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
+            raise ConfigError(f"run {run_dir.name} has already started; use `gdw resume {run_dir.name}`")
+        run = Run(run_dir, cfg, device, on_event)
+        if resume:
+            run.restore()
+        return _execute(run, resume)
+    finally:
+        os.close(lock_fd)
+
+
+def _execute(run: Run, resume: bool) -> dict[str, Any]:
+    run.segment_start = time.time()
+    run.writer = EventWriter(run.run_dir / EVENTS, enabled=True)
+    previous = _install_signal_handlers(run)
+    try:
+        if resume:
+            run.emit("resume", from_epoch=run.epoch, checkpoint=f"{CHECKPOINTS}/{CHECKPOINT}")
+        run.start_event(resumed=resume)
+        run.update_summary(status="running", started=read_summary(run.run_dir).get("started") or time.time(), message="")
+        try:
+            run.train()
+        except StopRequested:
+            run.checkpoint()
+            run.emit("stopped", epoch=run.epoch, iter=run.iter, reason=run.stop_reason)
+            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({run.stop_reason}) at epoch {run.epoch + 1}, iteration {run.iter}")
+            return read_summary(run.run_dir)
+        final = run.final_acc()
+        run.emit("run_end", final_acc=round(final, 4), best_acc=round(run.best_acc, 4), best_epoch=run.best_epoch,
+                 wall_s=round(run.wall(), 3))
+        run.update_summary(status="finished", final_acc=round(final, 4), ended=time.time(), message="")
+        return read_summary(run.run_dir)
+    except BaseException as e:
+        _report_failure(run, e)
+        raise
+    finally:
+        _restore_signal_handlers(previous)
+        run.writer.close()
+
+
+def _report_failure(run: Run, e: BaseException) -> None:
+    epoch = run.epoch if run.epoch < run.epochs else None
+    if isinstance(e, Diverged):
+        kind, message, tb, it = "diverged", str(e), None, e.it
+        epoch = e.epoch
+    elif isinstance(e, torch.cuda.OutOfMemoryError):
+        total = torch.cuda.get_device_properties(run.device).total_memory / 2**30 if run.device.type == "cuda" else 0
+        kind, it = "oom", run.iter
+        message = (f"CUDA out of memory with train.batch_size={run.batch_size} on {run.device} "
+                   f"({total:.1f} GiB total); lower train.batch_size")
+        tb = traceback.format_exc()
+    elif isinstance(e, KeyboardInterrupt):
+        kind, it, message, tb = "error", run.iter, "interrupted by a second signal before a clean stop", None
+    else:
+        kind, it = "error", run.iter
+        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        tb = traceback.format_exc()
+    try:
+        run.emit("failure", kind=kind, message=message, traceback=tb, epoch=epoch, iter=it)
+        run.update_summary(status="failed", ended=time.time(), message=message)
+    except OSError:
+        pass  # a full disk: the failure cannot be recorded; the exception still propagates
+
+
+def _install_signal_handlers(run: Run) -> dict | None:
+    """SIGTERM/SIGINT: finish the iteration, checkpoint, write `stopped`. A second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if run.stop_reason is not None:
+            raise KeyboardInterrupt
+        run.stop_reason = signal.Signals(signum).name
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in previous:
+        signal.signal(s, handler)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict | None) -> None:
+    for s, h in (previous or {}).items():
+        signal.signal(s, h)
