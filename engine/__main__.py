@@ -31,12 +31,30 @@ def main(argv: list[str] | None = None) -> int:
         summary = train_run(args.run_dir, resume=args.action == "resume", on_event=show)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        if args.action == "run":
+            _mark_unstartable(args.run_dir, str(e))
         return 2
     except BaseException:
         return 1  # already reported as a failure event with its traceback
     if summary.get("status") == "finished":
         print(f"final_acc={summary['final_acc']:.2f}", flush=True)
     return 0
+
+
+def _mark_unstartable(run_dir: Path, message: str) -> None:
+    """A detached launch that could not start (e.g. missing dataset files): say so in its summary,
+    so the UI shows the reason instead of a run that never moves. Never touches a run that ran."""
+    from .runs import EVENTS, read_summary, write_summary
+
+    if (run_dir / EVENTS).exists():
+        return
+    summary = read_summary(run_dir)
+    if summary.get("status") == "created":
+        summary.update(status="failed", message=message)
+        try:
+            write_summary(run_dir, summary)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

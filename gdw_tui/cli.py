@@ -1,0 +1,305 @@
+"""`gdw`: the command line — list presets, run headless or under the UI, inspect, stop and resume runs, benchmark.
+
+Bad input of any kind (preset, field, value, path, device) ends with one line on stderr and
+exit code 2. The torch-heavy engine is imported only by the commands that train or benchmark.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.console import plain_line
+from engine.runs import EVENTS, create_run, find_run, list_runs, read_summary, run_status, runs_dir_from, stop_run
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
+console = Console()
+err = Console(stderr=True)
+
+RunsDir = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
+PresetsDir = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)")
+
+
+def fail(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def overrides_from(
+    method: str | None, seed: int | None, epochs: int | None, device: str | None,
+    data_dir: str | None, download: bool, sets: list[str] | None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in sets or []:
+        name, value = parse_set(item)
+        out[name] = value
+    named = {"train.method": method, "train.seed": seed, "train.epochs": epochs, "train.device": device, "data.data_dir": data_dir}
+    out.update({k: v for k, v in named.items() if v is not None})
+    if download:
+        out["data.download"] = True
+    return out
+
+
+@app.command()
+def presets(presets_dir: Optional[str] = PresetsDir) -> None:
+    """List the presets: name, title, dataset, method, epochs."""
+    try:
+        check_presets_dir(presets_dir)
+        found = available_presets(presets_dir)
+        table = Table("name", "title", "dataset", "method", "epochs", box=None, pad_edge=False)
+        for name in found:
+            cfg = load_preset(name, presets_dir=presets_dir)
+            table.add_row(name, cfg["title"], cfg["data"]["dataset"], cfg["train"]["method"], str(cfg["train"]["epochs"]))
+    except ConfigError as e:
+        fail(str(e))
+    console.print(table)
+
+
+@app.command()
+def run(
+    preset: str = typer.Argument(..., help="preset name (see `gdw presets`) or path to a .toml"),
+    headless: bool = typer.Option(False, "--headless", help="train in this process, print progress, no UI"),
+    method: Optional[str] = typer.Option(None, "--method", help="method: " + ", ".join(METHODS)),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where dataset files are"),
+    download: bool = typer.Option(False, "--download", help="download CIFAR if missing"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="override any field: section.key=value (repeatable)"),
+    runs_dir: Optional[str] = RunsDir,
+    presets_dir: Optional[str] = PresetsDir,
+) -> None:
+    """Start a run. With --headless it trains here; otherwise it starts the engine detached and opens the UI on it."""
+    try:
+        cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
+        root = runs_dir_from(runs_dir)
+        if headless:
+            from engine.trainer import resolve_device
+
+            resolve_device(cfg["train"]["device"])  # an unavailable device is bad input: no run is made
+        run_dir = create_run(root, cfg)
+    except ConfigError as e:
+        fail(str(e))
+    if headless:
+        raise typer.Exit(_train_here(run_dir, resume=False))
+    from engine.launch import launch_detached
+    from gdw_tui.app import run_tui
+
+    launch_detached(run_dir)
+    run_tui(root, presets_dir, open_run=run_dir)
+
+
+def _train_here(run_dir: Path, resume: bool) -> int:
+    """Train in this process with Rich progress on a terminal, plain lines otherwise."""
+    from engine.trainer import train_run
+
+    progress = RichProgress() if sys.stdout.isatty() else None
+
+    def show(event: dict) -> None:
+        if progress is not None:
+            progress.update(event)
+        line = plain_line(event)
+        if line and (progress is None or event["type"] in ("run_start", "epoch", "log", "failure", "stopped", "run_end")):
+            (progress.console if progress else console).print(line, markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        if progress is not None:
+            progress.start()
+        summary = train_run(run_dir, resume=resume, on_event=show)
+    except ConfigError as e:
+        if progress is not None:
+            progress.stop()
+        if not resume and not (run_dir / EVENTS).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was run: leave no half-made run behind
+        fail(str(e))
+    except BaseException:
+        if progress is not None:
+            progress.stop()
+        s = read_summary(run_dir)
+        err.print(f"run {run_dir.name} failed: {s.get('message', '')} (details: gdw show {run_dir.name})", markup=False)
+        return 1
+    if progress is not None:
+        progress.stop()
+    console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)
+    if summary.get("status") == "finished":
+        print(f"final_acc={summary['final_acc']:.2f}", flush=True)
+    return 0
+
+
+class RichProgress:
+    """Epoch and iteration bars with the latest loss and accuracy, for a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False,
+        )
+        self.console = self.bar.console
+        self.epoch_task = self.bar.add_task("epoch", total=None, info="")
+        self.iter_task = self.bar.add_task("iter ", total=None, info="")
+
+    def start(self) -> None:
+        self.bar.start()
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+    def update(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "run_start":
+            self.bar.update(self.epoch_task, total=event["epochs"], completed=event["start_epoch"])
+            self.bar.update(self.iter_task, total=event["iters_per_epoch"], completed=0)
+        elif kind == "step":
+            meta = "" if event.get("meta_loss") is None else f" meta {event['meta_loss']:.3f}"
+            self.bar.update(self.iter_task, completed=event["iter"] + 1,
+                            info=f"loss {event['loss']:.3f}{meta} · acc* {event['train_acc']:.1f} · {event['it_s']:.1f} it/s")
+        elif kind == "epoch":
+            self.bar.update(self.epoch_task, completed=event["epoch"] + 1,
+                            info=f"test {event['test_acc']:.2f} · best {event['best_acc']:.2f}")
+            self.bar.update(self.iter_task, completed=0)
+
+
+@app.command()
+def resume(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI"),
+    detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
+    runs_dir: Optional[str] = RunsDir,
+) -> None:
+    """Continue a stopped, interrupted or failed run from its last checkpoint."""
+    root = runs_dir_from(runs_dir)
+    try:
+        run_dir = find_run(root, run_ref)
+        status = run_status(run_dir)
+        if status == "running":
+            raise ConfigError(f"run {run_dir.name} is still running; stop it first with `gdw stop {run_dir.name}`")
+        if status == "finished":
+            raise ConfigError(f"run {run_dir.name} already finished; nothing to resume")
+        if not (run_dir / "checkpoints" / "last.pt").exists():
+            raise ConfigError(f"run {run_dir.name} has no checkpoint yet (it stopped before its first epoch ended); start it again with `gdw run`")
+    except ConfigError as e:
+        fail(str(e))
+    if headless:
+        raise typer.Exit(_train_here(run_dir, resume=True))
+    from engine.launch import launch_detached
+
+    proc = launch_detached(run_dir, resume=True)
+    if detach:
+        console.print(f"resumed {run_dir.name} (engine pid {proc.pid})", markup=False)
+        return
+    from gdw_tui.app import run_tui
+
+    run_tui(root, None, open_run=run_dir)
+
+
+@app.command()
+def stop(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    now: bool = typer.Option(False, "--now", help="kill at once (SIGKILL) instead of a clean stop"),
+    wait: float = typer.Option(30.0, "--wait", help="seconds to wait for the clean stop"),
+    runs_dir: Optional[str] = RunsDir,
+) -> None:
+    """Stop a running run: it finishes the iteration, checkpoints and exits (resume later)."""
+    try:
+        run_dir = find_run(runs_dir_from(runs_dir), run_ref)
+        if not stop_run(run_dir, hard=now):
+            raise ConfigError(f"run {run_dir.name} is not running (status: {run_status(run_dir)})")
+    except ConfigError as e:
+        fail(str(e))
+    deadline = time.time() + wait
+    while time.time() < deadline and run_status(run_dir) == "running":
+        time.sleep(0.1)
+    console.print(f"{run_dir.name}: {run_status(run_dir)}", markup=False)
+
+
+@app.command()
+def show(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    runs_dir: Optional[str] = RunsDir,
+) -> None:
+    """Print a run's summary (finished, running or failed)."""
+    try:
+        run_dir = find_run(runs_dir_from(runs_dir), run_ref)
+    except ConfigError as e:
+        fail(str(e))
+    s = read_summary(run_dir)
+    status = run_status(run_dir, s)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    rows = [
+        ("run", run_dir.name), ("status", status), ("preset", s.get("preset")), ("method", s.get("method")),
+        ("seed", s.get("seed")), ("dataset", s.get("dataset")), ("device", s.get("device")),
+        ("epoch", f"{s.get('epoch', 0)}/{s.get('epochs', '?')}"),
+        ("final_acc", _pct(s.get("final_acc"))), ("best_acc", _pct(s.get("best_acc"))),
+        ("last test_acc", _pct(s.get("last_test_acc"))), ("wall", f"{s.get('wall_s') or 0:.1f}s"),
+        ("directory", str(run_dir)),
+    ]
+    if s.get("message"):
+        rows.append(("message", s["message"]))
+    if status == "interrupted":
+        rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
+    for k, v in rows:
+        table.add_row(k, "-" if v is None else str(v))
+    console.print(table)
+    if status == "failed":
+        tb = _last_traceback(run_dir)
+        if tb:
+            console.print(tb, markup=False, highlight=False)
+
+
+def _pct(x: Any) -> str | None:
+    return None if x is None else f"{x:.2f}"
+
+
+def _last_traceback(run_dir: Path) -> str | None:
+    from engine.events import read_events
+
+    try:
+        fails = [e for e in read_events(run_dir / EVENTS) if e["type"] == "failure"]
+    except Exception:
+        return None
+    return fails[-1].get("traceback") if fails else None
+
+
+@app.command("runs")
+def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
+    """List the runs in the runs directory with their honest status."""
+    root = runs_dir_from(runs_dir)
+    table = Table("run", "status", "preset", "method", "seed", "epoch", "final", "best", box=None, pad_edge=False)
+    for s in list_runs(root):
+        table.add_row(s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
+                      f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-")
+    console.print(table)
+
+
+@app.command()
+def tui(
+    serve: bool = typer.Option(False, "--serve", help="serve the UI in a browser tab on localhost (textual-serve)"),
+    runs_dir: Optional[str] = RunsDir,
+    presets_dir: Optional[str] = PresetsDir,
+) -> None:
+    """Open the terminal UI (the same as `gdw-tui`)."""
+    try:
+        check_presets_dir(presets_dir)
+    except ConfigError as e:
+        fail(str(e))
+    from gdw_tui.app import run_tui
+
+    run_tui(runs_dir_from(runs_dir), presets_dir, serve=serve)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
