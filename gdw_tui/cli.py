@@ -297,6 +297,59 @@ def tui(
     run_tui(runs_dir_from(runs_dir), presets_dir, serve=serve)
 
 
+@app.command()
+def bench(
+    methods: str = typer.Option("erm,l2rw,mwnet,gdw,gdw-naive", "--methods", help="comma-separated; gdw-naive = the authors' way"),
+    arch: str = typer.Option("resnet32", "--arch", help="resnet32 or digits_mlp"),
+    batch_size: int = typer.Option(100, "--batch-size", min=1),
+    classes: int = typer.Option(10, "--classes", min=2),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, auto"),
+    warmup: int = typer.Option(2, "--warmup", min=0),
+    iters: int = typer.Option(10, "--iters", min=1),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+    channels_last: bool = typer.Option(False, "--channels-last"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the plain forward (ERM)"),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast (CUDA)"),
+    augmentation: bool = typer.Option(True, "--augmentation/--no-augmentation", help="also time the data pipelines"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Time one iteration of each method (and the augmentation pipelines): median, spread, ratio to ERM."""
+    import json
+
+    from engine.config import check_device_syntax
+
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    try:
+        check_device_syntax(device)
+        if arch not in ("resnet32", "digits_mlp"):
+            raise ConfigError(f"--arch must be resnet32 or digits_mlp (got {arch!r})")
+        from engine.bench import run_bench
+
+        result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
+                           augmentation, threads)
+    except ConfigError as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(f"{result['device_name']} · torch {result['torch']} · {result['arch']} · batch {batch_size} · "
+                  f"{result['threads']} threads · options {result['options']}", markup=False, highlight=False)
+    table = Table("method", "median ms", "p25–p75 ms", "min ms", "× erm", box=None, pad_edge=False)
+    for r in result["methods"]:
+        ratio = "-" if r["x_erm"] is None else f"{r['x_erm']:.2f}"
+        table.add_row(r["method"], f"{1000 * r['median_s']:.1f}", f"{1000 * r['p25_s']:.1f}–{1000 * r['p75_s']:.1f}",
+                      f"{1000 * r['min_s']:.1f}", ratio)
+    console.print(table)
+    if "gdw_over_mwnet" in result:
+        console.print(f"gdw / mwnet = {result['gdw_over_mwnet']:.3f}", markup=False)
+    if "naive_over_gdw" in result:
+        console.print(f"gdw-naive / gdw = {result['naive_over_gdw']:.2f} (speed-up of the lean meta step)", markup=False)
+    if "augmentation" in result:
+        a = result["augmentation"]
+        console.print(f"augmentation: tensor pipeline {a['tensor_images_s']:,.0f} images/s · per-image PIL "
+                      f"{a['pil_images_s']:,.0f} images/s · {a['tensor_images_s'] / a['pil_images_s']:.1f}×", markup=False)
+
+
 def main() -> None:
     app()
 

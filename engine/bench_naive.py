@@ -1,0 +1,83 @@
+"""GDW written the way GDW-SPEC §6 describes the authors' code — for `gdw bench` only.
+
+Per iteration it rebuilds the model twice (construct + load_state_dict), forwards the training
+batch three times, runs one backward whose result is thrown away, and gets the meta-gradient
+by differentiating through a create_graph double backward. It computes the same numbers as
+engine.methods' GDW (a test checks that), so the benchmark compares like with like.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .methods.base import StepStats, set_lr
+from .methods.gdw import OMEGA_MAX, OMEGA_MIN, P_MAX, zero_mean_constraint
+from .vnet import VNet
+
+
+class NaiveGDW:
+    name = "gdw-naive"
+    uses_meta = True
+
+    def __init__(self, model: nn.Module, build: Callable[[], nn.Module], num_classes: int,
+                 optimizer: torch.optim.Optimizer, outer_lr: float = 100.0, clip: float = 0.2):
+        self.model, self.build, self.C = model, build, num_classes
+        self.optimizer, self.outer_lr, self.clip = optimizer, outer_lr, clip
+        param = next(model.parameters())
+        self.vnet = VNet().to(device=param.device, dtype=param.dtype)
+        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    def _rebuild(self) -> nn.Module:
+        p = next(self.model.parameters())
+        meta_model = self.build().to(device=p.device, dtype=p.dtype)
+        meta_model.load_state_dict(self.model.state_dict())
+        return meta_model
+
+    def step(self, x, y, x_meta, y_meta, lr: float = 0.1) -> StepStats:
+        B = len(y)
+        self.model.train()
+        # 1. first rebuild and first forward
+        meta_model = self._rebuild()
+        meta_model.train()
+        names = [n for n, _ in meta_model.named_parameters()]
+        params = [p for _, p in meta_model.named_parameters()]
+        out = meta_model(x)
+        p = torch.softmax(out, 1).detach().clamp(0, P_MAX)
+        error = p - F.one_hot(y, self.C).to(out.dtype)
+        losses = F.cross_entropy(out, y, reduction="none").detach()
+        omega = zero_mean_constraint(self.vnet(losses).expand(B, self.C), p, y)
+        omega.retain_grad()
+        G = error * omega / B
+        # 2. the backward whose result is thrown away, then the create_graph double backward
+        G.sum().backward(retain_graph=True)
+        grads = torch.autograd.grad(out, params, grad_outputs=G, create_graph=True)
+        virtual = {n: w - lr * g for n, w, g in zip(names, params, grads)}
+        # 3. meta loss at θ', back-propagated through the double graph into V and ω
+        meta_logits = functional_call(meta_model, virtual, (x_meta,))
+        meta_loss = F.cross_entropy(meta_logits, y_meta)
+        self.vnet_optimizer.zero_grad()
+        meta_loss.backward()
+        self.vnet_optimizer.step()
+        g = omega.grad
+        updated = torch.clamp(omega.detach() - torch.clamp(self.outer_lr * g / g.abs().sum(), -self.clip, self.clip),
+                              OMEGA_MIN, OMEGA_MAX)
+        # 4. second rebuild and second (unused) forward, then the third forward on the real model
+        unused = self._rebuild()
+        unused.train()
+        unused(x)
+        out = self.model(x)
+        p = torch.softmax(out, 1).detach().clamp(0, P_MAX)
+        error = p - F.one_hot(y, self.C).to(out.dtype)
+        used = zero_mean_constraint(updated, p, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.backward(error * used / B)
+        set_lr(self.optimizer, lr)
+        self.optimizer.step()
+        rows = torch.arange(B, device=y.device)
+        return StepStats(loss=losses.mean(), logits=out.detach(), class_weights=used, target_weights=used[rows, y],
+                         meta_loss=meta_loss.detach(), meta_logits=meta_logits.detach())

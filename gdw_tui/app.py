@@ -1,0 +1,185 @@
+"""gdw-tui: the Textual app (start on the presets, launch detached engines, follow runs) and its entry point.
+
+Never imports torch: everything it knows about a run comes from engine.events, engine.runs,
+engine.config and engine.launch, which are torch-free. Screens other than the first are imported
+when first shown, so `gdw-tui` paints its first frame quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.config import ConfigError
+from engine.launch import launch_detached
+from engine.runs import create_run, engine_alive, find_run, runs_dir_from, stop_run
+
+from .presets_screen import PresetsScreen
+
+# Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
+FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
+
+
+class GdwApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "gdw-tui"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("r", "show_runs", "runs"),
+        Binding("question_mark", "help", "help", key_display="?"),
+    ]
+
+    def __init__(self, runs_dir: Path, presets_dir: str | None = None, open_run: Path | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.presets_dir = presets_dir
+        self.open_run_dir = Path(open_run) if open_run else None
+        self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
+
+    def on_mount(self) -> None:
+        self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))
+        if self.open_run_dir is not None:
+            self.open_run(self.open_run_dir)
+        if os.environ.get(FIRST_FRAME_ENV):
+            self.call_after_refresh(self._report_first_frame)
+
+    def _report_first_frame(self) -> None:
+        Path(os.environ[FIRST_FRAME_ENV]).write_text(f"{time.time():.6f}\n")
+        self.exit()
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def launch(self, cfg: dict[str, Any]) -> Path | None:
+        """Create a run directory for cfg, start its engine detached, and open its dashboard."""
+        try:
+            run_dir = create_run(self.runs_dir, cfg)
+            self.launched[run_dir] = launch_detached(run_dir)
+        except (ConfigError, OSError) as e:
+            self.notify(str(e), title="cannot launch", severity="error")
+            return None
+        self.open_run(run_dir)
+        return run_dir
+
+    def open_run(self, run_dir: Path) -> None:
+        from .dashboard import DashboardScreen
+
+        self.push_screen(DashboardScreen(run_dir))
+
+    def resume_run(self, run_dir: Path) -> None:
+        try:
+            self.launched[run_dir] = launch_detached(run_dir, resume=True)
+        except OSError as e:
+            self.notify(f"cannot resume {run_dir.name}: {e}", severity="error")
+            return
+        self.notify(f"resuming {run_dir.name}")
+
+    def stop_run(self, run_dir: Path) -> bool:
+        """SIGTERM through the run's lock; an engine of ours that has not locked yet is terminated directly."""
+        if stop_run(run_dir):
+            self.notify(f"stopping {run_dir.name}: the engine checkpoints and exits")
+            return True
+        process = self.launched.get(run_dir)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            return True
+        self.notify(f"{run_dir.name} is not running", severity="warning")
+        return False
+
+    def running_launched(self) -> list[Path]:
+        """Runs started from this UI whose engine is still alive."""
+        return [d for d, p in self.launched.items() if p.poll() is None or engine_alive(d)]
+
+    # --- actions -------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        running = self.running_launched()
+        if not running:
+            self.exit()
+            return
+        from .quit_screen import STOP, QuitScreen
+
+        def answered(choice: str | None) -> None:
+            if choice is None:
+                return
+            if choice == STOP:
+                for run_dir in running:
+                    self.stop_run(run_dir)
+            self.exit()
+
+        if not isinstance(self.screen, QuitScreen):
+            self.push_screen(QuitScreen(running), answered)
+
+    def action_show_runs(self) -> None:
+        from .runs_screen import RunsScreen
+
+        for depth, screen in enumerate(reversed(self.screen_stack)):
+            if isinstance(screen, RunsScreen):
+                for _ in range(depth):
+                    self.pop_screen()
+                return
+        self.push_screen(RunsScreen(self.runs_dir))
+
+    def action_help(self) -> None:
+        from .help_screen import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def run_tui(
+    runs_dir: Path | str | None,
+    presets_dir: str | None = None,
+    open_run: Path | None = None,
+    serve: bool = False,
+    port: int = 8000,
+) -> None:
+    """Run the app in this terminal, or (serve=True) serve it to a browser on localhost."""
+    runs_path = runs_dir_from(runs_dir)
+    if serve:
+        from textual_serve.server import Server
+
+        command = [sys.executable, "-m", "gdw_tui.app", "--runs-dir", str(runs_path.resolve())]
+        if presets_dir:
+            command += ["--presets-dir", str(Path(presets_dir).resolve())]
+        if open_run:
+            command.append(str(Path(open_run).resolve()))
+        print(f"gdw-tui: serving on http://localhost:{port} (Ctrl+C stops the server; runs keep going)", flush=True)
+        Server(shlex.join(command), host="localhost", port=port, title="gdw-tui").serve()
+        return
+    GdwApp(runs_path, presets_dir, open_run).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gdw-tui", description="Launch GDW training runs and watch them.")
+    parser.add_argument("run", nargs="?", help="a run id or run directory to open")
+    parser.add_argument("--runs-dir", help="where runs live (default: $GDW_RUNS_DIR or ./runs)")
+    parser.add_argument("--presets-dir", help="extra directory of preset .toml files")
+    parser.add_argument("--serve", action="store_true", help="serve the UI in a browser tab on localhost (textual-serve)")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
+    args = parser.parse_args(argv)
+    runs_dir = runs_dir_from(args.runs_dir)
+    open_run = None
+    try:
+        if args.run:
+            open_run = find_run(runs_dir, args.run)
+        if args.presets_dir and not Path(args.presets_dir).expanduser().is_dir():
+            raise ConfigError(f"presets directory not found: {args.presets_dir}")
+    except ConfigError as e:
+        print(f"gdw-tui: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run_tui(runs_dir, args.presets_dir, open_run, serve=args.serve, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""The run dashboard: follows one run's events.jsonl live (or replays a finished run) in panes.
+
+A thread worker reads the file in bounded batches and posts them; the screen folds them into a
+RunModel on the UI thread (one batch in flight, so a slow paint slows the reader instead of
+piling up memory) and repaints the panes whose data changed, at most REPAINT_HZ times a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Tab, Tabs
+from textual.worker import get_current_worker
+
+from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, run_status
+
+from .messages import EventsRead
+from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
+from .tailer import RunTail
+from .widgets.class_bars import ClassBars
+from .widgets.heatmap import Heatmap
+from .widgets.histogram import HistGroup, Histograms
+from .widgets.line_chart import Curve, LineChart
+from .widgets.palette import curve_color
+from .widgets.pane import Pane
+from .widgets.run_header import RunHeader
+
+REPAINT_HZ = 10
+LIVE_POLL_S = 0.1
+IDLE_POLL_S = 1.0
+WIDE_MIN = (120, 32)  # below this the panes become tabs
+
+GROUPS = (  # tab id, tab label
+    ("curves", "1 Curves"),
+    ("omega", "2 ω"),
+    ("target", "3 Target"),
+    ("vnet", "4 V(ℓ)"),
+    ("classes", "5 Classes"),
+    ("log", "6 Log"),
+)
+CLEAN, CORRUPTED = curve_color(2), curve_color(4)
+
+
+def _int_tick(v: float) -> str:
+    return f"{v:.0f}"
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("h", "toggle_ratio", "ω/ratio"),
+        Binding("left_square_bracket", "scrub(-1)", "older"),
+        Binding("right_square_bracket", "scrub(1)", "newer"),
+        Binding("l", "show_group('log')", "log"),
+        Binding("m", "maximize", "maximize"),
+        Binding("s", "stop", "stop"),
+        Binding("R", "resume", "resume", show=False),
+        Binding("escape", "back", "back"),
+        *[Binding(str(i + 1), f"show_group('{g}')", label, show=False) for i, (g, label) in enumerate(GROUPS)],
+    ]
+
+    def __init__(self, run_dir: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_dir = Path(run_dir)
+        self.model = RunModel(run_id=self.run_dir.name)
+        self.snapshot_index: int | None = None  # None: follow the newest snapshot
+        self.show_ratio = False
+        self.active_group = "curves"
+        self.status = "created"
+        self.caught_up = False  # the reader reached the end of the file at least once
+        self.read_error = ""
+        self._applied = threading.Event()
+        self._repaint_pending = False
+        self._last_repaint = 0.0
+        self._log_written = 0
+        self._traceback_shown = False
+        self._engine_log_shown = False
+        self._stop_requested = False
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(id="header")
+        yield Tabs(*[Tab(label, id=f"tab-{g}") for g, label in GROUPS], id="tabs")
+        with Container(id="panes"):
+            yield Pane(LineChart(x_label="iteration", id="loss-chart"), title="Loss", group="curves", id="pane-loss")
+            yield Pane(LineChart(x_label="epoch", empty_text="accuracy after the first epoch", id="acc-chart"),
+                       title="Accuracy %", group="curves", id="pane-acc")
+            yield Pane(Heatmap(id="heatmap"), title="ω heatmap", group="omega", id="pane-omega")
+            yield Pane(LineChart(x_label="iteration", id="target-chart"), Histograms(id="target-hist"),
+                       title="Target weight: clean vs corrupted", group="target", id="pane-target")
+            yield Pane(LineChart(x_label="loss ℓ", id="vnet-chart"), title="V(ℓ) weighting function", group="vnet", id="pane-vnet")
+            yield Pane(VerticalScroll(ClassBars(id="class-bars"), id="class-scroll"),
+                       title="Per-class test accuracy", group="classes", id="pane-classes")
+            yield Pane(RichLog(id="log", max_lines=2000, wrap=True, markup=False, highlight=False),
+                       title="Log", group="log", id="pane-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for chart_id in ("#loss-chart", "#acc-chart", "#target-chart"):
+            self.query_one(chart_id, LineChart).x_format = _int_tick
+        self.query_one("#pane-omega").border_subtitle = "h ratio · [ ] scrub · +/- zoom"
+        self.query_one("#pane-acc").border_subtitle = "*train: against true labels"
+        self._apply_layout()
+        self.status = self._current_status()
+        self._repaint({INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG})
+        self.query_one(Heatmap).focus()
+        self.follow_events()
+        self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        self._apply_layout()
+
+    def _apply_layout(self) -> None:
+        width, height = self.size
+        narrow = width < WIDE_MIN[0] or height < WIDE_MIN[1]
+        self.set_class(narrow, "-narrow")
+        self.query_one("#tabs").display = narrow
+        for pane in self.query(Pane):
+            pane.display = not narrow or pane.group == self.active_group
+
+    @on(Tabs.TabActivated, "#tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab is not None and event.tab.id:
+            self._show_group(event.tab.id.removeprefix("tab-"))
+
+    def _show_group(self, group: str) -> None:
+        self.active_group = group
+        self._apply_layout()
+
+    def action_show_group(self, group: str) -> None:
+        if self.has_class("-narrow"):
+            self.query_one("#tabs", Tabs).active = f"tab-{group}"
+            self._show_group(group)
+        pane = self.query_one(f"#pane-{ {'curves': 'loss'}.get(group, group)}", Pane)
+        focusable = [w for w in pane.query("*") if w.can_focus]
+        if focusable:
+            focusable[0].focus()
+
+    # --- reading events ------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def follow_events(self) -> None:
+        worker = get_current_worker()
+        tail = RunTail(str(self.run_dir / EVENTS))
+        reported_end = False
+        while not worker.is_cancelled:
+            batch = tail.read()
+            news = bool(batch.events or batch.restarted or batch.error) or (batch.at_end and not reported_end)
+            if news:
+                reported_end = batch.at_end
+                self._applied.clear()
+                self.post_message(EventsRead(batch.events, batch.restarted, batch.at_end, batch.error))
+                while not self._applied.wait(0.2):  # one batch in flight
+                    if worker.is_cancelled:
+                        return
+            if batch.error:
+                return
+            if batch.at_end:
+                finished = bool(self.model.ended) and not engine_alive(self.run_dir)
+                time.sleep(IDLE_POLL_S if finished else LIVE_POLL_S)
+
+    def on_events_read(self, message: EventsRead) -> None:
+        try:
+            if message.restarted:
+                self._reset_model()
+            self.model.apply_all(message.events)
+            if message.error:
+                self.read_error = message.error
+                self.query_one("#log", RichLog).write(f"cannot read events: {message.error}")
+        finally:
+            self._applied.set()
+        if message.at_end and not self.caught_up:
+            self.caught_up = True
+            self.status = self._current_status()
+            self._repaint_now()  # the first complete picture without waiting for the timer
+        else:
+            self._schedule_repaint()
+
+    def _reset_model(self) -> None:
+        self.model = RunModel(run_id=self.run_dir.name)
+        self.snapshot_index = None
+        self._log_written = 0
+        self._traceback_shown = False
+        self.query_one("#log", RichLog).clear()
+        self.model.dirty |= {INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG}
+
+    # --- status --------------------------------------------------------------------------------
+
+    def _current_status(self) -> str:
+        if self.model.ended:
+            return self.model.ended
+        status = run_status(self.run_dir)
+        if status == "running" and self._stop_requested:
+            return "stopping"
+        process = self.app.launched.get(self.run_dir) if hasattr(self.app, "launched") else None
+        if status == "created" and process is not None:
+            return "starting" if process.poll() is None else "failed"
+        return status
+
+    def _tick(self) -> None:
+        status = self._current_status()
+        changed = status != self.status
+        self.status = status
+        if changed and status in ("failed", "interrupted") and not self.model.failure:
+            self._show_engine_log()
+        if changed or status in ("running", "starting", "stopping"):
+            self._repaint({PROGRESS})
+
+    def _show_engine_log(self) -> None:
+        """A run that died without a failure event: its engine.log says why."""
+        if self._engine_log_shown:
+            return
+        self._engine_log_shown = True
+        try:
+            lines = (self.run_dir / ENGINE_LOG).read_text(errors="replace").splitlines()[-40:]
+        except OSError:
+            return
+        log = self.query_one("#log", RichLog)
+        log.write(f"— last lines of {ENGINE_LOG} —")
+        for line in lines:
+            log.write(line)
+
+    # --- painting ------------------------------------------------------------------------------
+
+    def _schedule_repaint(self) -> None:
+        if self._repaint_pending:
+            return
+        self._repaint_pending = True
+        delay = max(0.0, self._last_repaint + 1.0 / REPAINT_HZ - time.monotonic())
+        self.set_timer(delay, self._repaint_now)
+
+    def _repaint_now(self) -> None:
+        self._repaint_pending = False
+        self._repaint(self.model.take_dirty())
+
+    def _repaint(self, facets: set[str]) -> None:
+        self._last_repaint = time.monotonic()
+        if facets & {INFO, PROGRESS}:
+            live = self.status in ("running", "stopping")
+            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None)
+        if LOSS in facets:
+            self._paint_loss()
+        if ACCURACY in facets:
+            self._paint_accuracy()
+        if WEIGHTS in facets or INFO in facets:
+            self._paint_weights()
+        if CLASSES in facets:
+            self._paint_classes()
+        if LOG in facets:
+            self._paint_log()
+
+    def _paint_loss(self) -> None:
+        m = self.model
+        curves = [Curve("train", m.loss.points(), curve_color(0))]
+        if len(m.meta_loss):
+            curves.append(Curve("meta", m.meta_loss.points(), curve_color(1)))
+        self.query_one("#loss-chart", LineChart).set_curves(curves)
+
+    def _paint_accuracy(self) -> None:
+        m = self.model
+        curves = [Curve("test", m.test_acc.points(), curve_color(0))]
+        if len(m.meta_acc):
+            curves.append(Curve("meta", m.meta_acc.points(), curve_color(1)))
+        curves.append(Curve("train*", m.train_acc.points(), curve_color(2)))
+        last = m.test_acc.last()
+        pane = self.query_one("#pane-acc", Pane)
+        pane.border_title = f"Accuracy % · test {last[1]:.2f}" if last else "Accuracy %"
+        self.query_one("#acc-chart", LineChart).set_curves(curves)
+
+    def _paint_classes(self) -> None:
+        m = self.model
+        self.query_one(ClassBars).set_values(m.classes, m.per_class_acc)
+        if m.epochs_done:
+            self.query_one("#pane-classes", Pane).border_title = f"Per-class test accuracy · epoch {m.epochs_done}"
+
+    def _paint_weights(self) -> None:
+        m = self.model
+        snap = m.snapshot_at(self.snapshot_index)
+        self._paint_heatmap(snap)
+        self._paint_target(snap)
+        self._paint_vnet(snap)
+
+    def _scrub_text(self) -> str:
+        n = len(self.model.snapshots)
+        if self.snapshot_index is None:
+            return f"snapshot {n}/{n} live" if n else ""
+        return f"snapshot {min(self.snapshot_index, n - 1) + 1}/{n}"
+
+    def _paint_heatmap(self, snap: Snapshot | None) -> None:
+        m = self.model
+        heatmap = self.query_one(Heatmap)
+        pane = self.query_one("#pane-omega", Pane)
+        c = m.num_classes
+        if self.show_ratio:
+            rsnap = m.ratio_at(self.snapshot_index)
+            if m.method and m.method not in ("gdw", "gdw-nozm"):
+                empty = f"{m.method} has no class-level weights: no increase ratio (gdw only)"
+            else:
+                empty = "the increase ratio arrives at the end of the first epoch"
+            heatmap.set_matrix(rsnap.increase_ratio if rsnap else None, c, m.classes, 0.0, 1.0,
+                               row_name="ω", col_name="class", empty_text=empty)
+            where = f" · epoch {rsnap.epoch + 1}" if rsnap else ""
+            pane.border_title = f"Increase ratio{where} · {self._scrub_text()}"
+            return
+        empty = "waiting for the first weights snapshot"
+        if m.method == "erm":
+            empty = "erm trains on plain cross-entropy: every weight is 1"
+        heatmap.set_matrix(snap.omega if snap else None, c, m.classes, row_name="label", col_name="ω", empty_text=empty)
+        where = f" · epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""
+        pane.border_title = f"ω heatmap{where} · {self._scrub_text()}"
+
+    def _paint_target(self, snap: Snapshot | None) -> None:
+        m = self.model
+        chart = self.query_one("#target-chart", LineChart)
+        chart.empty_text = "no target weights yet" if m.method != "erm" else "erm: every weight is 1"
+        chart.set_curves([
+            Curve("clean", m.clean_weight.points(), CLEAN),
+            Curve("corrupted", m.corrupted_weight.points(), CORRUPTED),
+        ])
+        tw = snap.target_weight if snap else None
+        hist = self.query_one(Histograms)
+        if tw and tw.get("bins"):
+            hist.set_histograms(tw["bins"], [
+                HistGroup("clean", tw.get("clean_hist") or [], CLEAN, tw.get("clean_mean")),
+                HistGroup("corrupted", tw.get("corrupted_hist") or [], CORRUPTED, tw.get("corrupted_mean")),
+            ])
+        else:
+            hist.set_histograms([], [])
+
+    def _paint_vnet(self, snap: Snapshot | None) -> None:
+        m = self.model
+        chart = self.query_one("#vnet-chart", LineChart)
+        if m.method in ("erm", "l2rw"):
+            chart.empty_text = f"{m.method} has no weighting network V"
+        else:
+            chart.empty_text = "V(ℓ) arrives with the first weights snapshot"
+        curves = []
+        first = next((s.vnet for s in m.snapshots if s.vnet), None)
+        if snap and snap.vnet:
+            now = Curve(f"epoch {snap.epoch + 1}", list(zip(snap.vnet["loss"], snap.vnet["weight"])), curve_color(0))
+            if first is not None and first is not snap.vnet:
+                curves.append(Curve("first", list(zip(first["loss"], first["weight"])), "#6e7681"))
+            curves.append(now)
+        chart.set_curves(curves, y_range=(0.0, 1.0))
+
+    def _paint_log(self) -> None:
+        m = self.model
+        log = self.query_one("#log", RichLog)
+        new = m.log_total - self._log_written
+        styles = {"warning": "#e3b341", "error": "bold #ff7b72"}
+        for line in list(m.log)[len(m.log) - min(new, len(m.log)):] if new > 0 else []:
+            stamp = time.strftime("%H:%M:%S", time.localtime(line.t)) if line.t else "--:--:--"
+            log.write(Text.assemble((stamp + " ", "dim"), (f"{line.level:7} ", styles.get(line.level, "")), line.message))
+        self._log_written = m.log_total
+        if m.failure and not self._traceback_shown:
+            self._traceback_shown = True
+            if m.failure.get("traceback"):
+                log.write(Text(str(m.failure["traceback"]).rstrip(), style="#ff7b72"))
+            if self.has_class("-narrow") and self.active_group == "curves":
+                self.action_show_group("log")  # a failed run opens on its error
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def action_toggle_ratio(self) -> None:
+        self.show_ratio = not self.show_ratio
+        self._paint_weights()
+
+    def action_scrub(self, step: int) -> None:
+        n = len(self.model.snapshots)
+        if not n:
+            return
+        index = n - 1 if self.snapshot_index is None else self.snapshot_index
+        index += step
+        self.snapshot_index = None if index >= n - 1 else max(0, index)
+        self._paint_weights()
+
+    def action_maximize(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
+
+    def action_back(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def action_stop(self) -> None:
+        if self.status not in ("running", "starting"):
+            self.notify(f"run is {self.status}: nothing to stop", severity="warning")
+            return
+        from .confirm import ConfirmScreen
+
+        def stop(confirmed: bool | None) -> None:
+            if confirmed:
+                self._stop_requested = True
+                self.app.stop_run(self.run_dir)
+                self._tick()
+
+        self.app.push_screen(ConfirmScreen(f"Stop {self.run_dir.name}?\nThe engine checkpoints and exits; resume it later with R.", "Stop run"), stop)
+
+    def action_resume(self) -> None:
+        if self.status not in ("interrupted", "stopped"):
+            self.notify(f"only interrupted or stopped runs can be resumed (this one is {self.status})", severity="warning")
+            return
+        self.app.resume_run(self.run_dir)
+        self.model.ended = ""
+        self._stop_requested = False
+        self._tick()

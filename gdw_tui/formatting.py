@@ -1,0 +1,43 @@
+"""Small text formatters shared by the screens: durations, timestamps, accuracies, status badges."""
+
+from __future__ import annotations
+
+import time
+
+# status -> (symbol, colour); colours read on dark and light themes.
+STATUS_BADGES = {
+    "running": ("●", "#3fb950"),
+    "created": ("…", "#8b949e"),
+    "starting": ("…", "#8b949e"),
+    "finished": ("✓", "#58a6ff"),
+    "failed": ("✗", "#ff7b72"),
+    "stopped": ("■", "#e3b341"),
+    "stopping": ("■", "#e3b341"),
+    "interrupted": ("⏸", "#f0883e"),
+}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_started(t: float | None) -> str:
+    """Local month-day hour:minute, as a researcher reads a run list."""
+    if not t:
+        return "–"
+    return time.strftime("%m-%d %H:%M", time.localtime(t))
+
+
+def format_acc(value: float | None, digits: int = 2) -> str:
+    if value is None or value != value:
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def badge(status: str) -> tuple[str, str]:
+    return STATUS_BADGES.get(status, ("?", "#8b949e"))

@@ -1,0 +1,264 @@
+"""The start screen: presets with type-to-filter, the selected one's details, and the launch form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.events import Key
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from engine.config import METHODS, ConfigError, available_presets, load_preset, resolved_arch
+from engine.runs import list_runs
+
+from .estimate import Estimate, estimate_run_time
+from .formatting import format_duration
+from .launch_form import FORM_FIELDS, validate
+
+DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
+KEYS_NOT_FILTERED = {"q", "r", "question_mark"}  # global keys keep their meaning in the list
+
+
+class PresetList(OptionList):
+    """The preset names. Typing a character starts the filter (Enter still launches)."""
+
+    class FilterTyped(Message):
+        def __init__(self, character: str) -> None:
+            super().__init__()
+            self.character = character
+
+    def on_key(self, event: Key) -> None:
+        if event.is_printable and event.character and event.key not in KEYS_NOT_FILTERED and event.key != "space":
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.FilterTyped(event.character))
+
+
+def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, epochs: int) -> Group:
+    d, t = cfg["data"], cfg["train"]
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    corruption = "none" if d["noise"] == "none" else f"{d['noise']} {d['noise_rate']:.2f}"
+    imbalance = "1 (balanced)" if d["imbalance"] == 1 else f"{d['imbalance']:g}"
+    grid.add_row("dataset", f"{d['dataset']} · {d['meta_per_class']} clean meta images per class")
+    grid.add_row("corruption", f"{corruption} · imbalance {imbalance}")
+    grid.add_row("model", resolved_arch(cfg))
+    grid.add_row("method", f"{t['method']}: {METHODS.get(t['method'], '')}")
+    grid.add_row("training", f"{t['epochs']} epochs · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
+    if estimate is None:
+        grid.add_row("estimate", "no estimate yet (no run of this preset has finished here)")
+    else:
+        basis = f"{estimate.runs} finished {'run' if estimate.runs == 1 else 'runs'}"
+        basis += f" of {t['method']}" if estimate.same_method else " of other methods"
+        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {epochs} epochs (from {basis} on {estimate.device})")
+    parts: list[Any] = [Text(cfg.get("title") or name, style="bold"), Text(""), grid]
+    if cfg.get("description"):
+        parts += [Text(""), Text(" ".join(cfg["description"].split()), style="italic")]
+    return Group(*parts)
+
+
+class PresetsScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "focus_filter", "filter"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("ctrl+l", "launch", "launch", show=False),
+    ]
+
+    def __init__(self, runs_dir: Path, presets_dir: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.runs_dir = runs_dir
+        self.presets_dir = presets_dir
+        self.presets: dict[str, Path] = {}
+        self.preset_cfg: dict[str, Any] | None = None
+        self.selected: str | None = None
+        self.finished_runs: list[dict[str, Any]] = []
+        self.form_result = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="presets-body"):
+            with Vertical(id="presets-side"):
+                yield Input(placeholder="/ type to filter", id="filter", compact=True)
+                yield PresetList(id="preset-list")
+            with Vertical(id="presets-main"):
+                with VerticalScroll(id="details-scroll"):
+                    yield Static("", id="details")
+                with Grid(id="launch-form"):
+                    yield Label("method")
+                    yield Select([(m, m) for m in METHODS], allow_blank=False, id="method", compact=True)
+                    yield Label("seed")
+                    yield Input(id="seed", compact=True)
+                    yield Label("epochs")
+                    yield Input(id="epochs", compact=True)
+                    yield Label("device")
+                    yield Input(id="device", compact=True, placeholder="auto | cpu | cuda | cuda:N")
+                yield Input(placeholder="more: section.key=value …  e.g. data.noise_rate=0.4", id="more", compact=True)
+                with Horizontal(id="launch-row"):
+                    yield Static("", id="form-error")
+                    yield Button("Launch ⏎", id="launch", variant="primary", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#presets-side").border_title = "Presets"
+        self.query_one("#presets-main").border_title = "Preset"
+        self.load_presets()
+        self.query_one(PresetList).focus()
+        self.load_finished_runs()
+
+    def on_screen_resume(self) -> None:
+        self.load_finished_runs()
+
+    def load_presets(self) -> None:
+        try:
+            self.presets = available_presets(self.presets_dir)
+        except ConfigError as e:
+            self.presets = {}
+            self.query_one("#details", Static).update(str(e))
+        if DEFAULT_PRESET in self.presets:
+            self.selected = DEFAULT_PRESET
+        self._fill_list("")
+
+    @work(thread=True, exclusive=True, group="finished-runs", exit_on_error=False)
+    def load_finished_runs(self) -> None:
+        """Estimates need the finished runs; reading their summaries must not delay the first frame."""
+        runs = list_runs(self.runs_dir)
+        self.app.call_from_thread(self._set_finished_runs, runs)
+
+    def _set_finished_runs(self, runs: list[dict[str, Any]]) -> None:
+        self.finished_runs = runs
+        self._show_details()
+
+    def _fill_list(self, pattern: str) -> None:
+        option_list = self.query_one(PresetList)
+        names = [n for n in self.presets if pattern.lower() in n.lower()]
+        option_list.clear_options()
+        option_list.add_options([Option(n, id=n) for n in names])
+        if names:
+            index = names.index(self.selected) if self.selected in names else 0
+            option_list.highlighted = index
+            self._select(names[index])
+        side = self.query_one("#presets-side")
+        side.border_subtitle = f"{len(names)}/{len(self.presets)}" if pattern else f"{len(names)}"
+        if not names:
+            self.query_one("#details", Static).update(f"no preset matches '{pattern}' (Escape clears the filter)")
+
+    # --- filter --------------------------------------------------------------------------------
+
+    @on(PresetList.FilterTyped)
+    def _filter_typed(self, event: PresetList.FilterTyped) -> None:
+        filt = self.query_one("#filter", Input)
+        filt.focus()
+        filt.insert_text_at_cursor(event.character)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._fill_list(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(PresetList).focus()
+
+    def on_key(self, event: Key) -> None:
+        # Up and Down in the filter move the selection, as in any fuzzy finder.
+        if self.focused is self.query_one("#filter") and event.key in ("up", "down"):
+            option_list = self.query_one(PresetList)
+            option_list.focus()
+            option_list.action_cursor_down() if event.key == "down" else option_list.action_cursor_up()
+            event.stop()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        filt = self.query_one("#filter", Input)
+        filt.value = ""
+        self.query_one(PresetList).focus()
+
+    # --- selection and form --------------------------------------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#preset-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and event.option.id != self.selected:
+            self._select(event.option.id)
+
+    @on(OptionList.OptionSelected, "#preset-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_launch()
+
+    def _select(self, name: str) -> None:
+        self.selected = name
+        try:
+            self.preset_cfg = load_preset(name, None, self.presets_dir)
+        except ConfigError as e:
+            self.preset_cfg = None
+            self.query_one("#details", Static).update(Text(str(e), style="bold red"))
+            self._set_error(str(e))
+            return
+        t = self.preset_cfg["train"]
+        with self.prevent(Input.Changed, Select.Changed):
+            self.query_one("#method", Select).value = t["method"]
+            self.query_one("#seed", Input).value = str(t["seed"])
+            self.query_one("#epochs", Input).value = str(t["epochs"])
+            self.query_one("#device", Input).value = str(t["device"])
+        self.query_one("#presets-main").border_title = name
+        self._validate()
+
+    def form_values(self) -> dict[str, str]:
+        values = {name: self.query_one(f"#{name}", Input).value for name in ("seed", "epochs", "device")}
+        method = self.query_one("#method", Select).value
+        values["method"] = method if isinstance(method, str) else ""
+        return values
+
+    @on(Input.Changed, "#seed, #epochs, #device, #more")
+    @on(Select.Changed, "#method")
+    def _form_changed(self) -> None:
+        self._validate()
+
+    def _validate(self):
+        if not self.selected:
+            return None
+        result = validate(self.selected, self.form_values(), self.query_one("#more", Input).value, self.presets_dir)
+        self.form_result = result
+        for name in (*FORM_FIELDS, "more"):
+            self.query_one(f"#{name}").set_class(name in result.errors, "-invalid")
+        self._set_error(result.first_error())
+        self._show_details()
+        return result
+
+    def _show_details(self) -> None:
+        if not self.selected or self.preset_cfg is None:
+            return
+        result = self.form_result
+        cfg = result.cfg if result is not None and result.ok else self.preset_cfg
+        t = cfg["train"]
+        estimate = estimate_run_time(self.finished_runs, self.selected, t["method"], t["epochs"])
+        self.query_one("#details", Static).update(details_text(self.selected, cfg, estimate, t["epochs"]))
+
+    def _set_error(self, message: str) -> None:
+        error = self.query_one("#form-error", Static)
+        error.update(Text(message, style="bold #ff7b72") if message else Text("Enter launches", style="dim"))
+        self.query_one("#launch", Button).disabled = bool(message)
+
+    @on(Input.Submitted, "#seed, #epochs, #device, #more")
+    @on(Button.Pressed, "#launch")
+    def _launch_requested(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        result = self._validate()
+        if result is None:
+            return
+        if not result.ok:
+            self.notify(result.first_error(), title="cannot launch", severity="error")
+            return
+        self.app.launch(result.cfg)

@@ -1,0 +1,451 @@
+"""The C×C weight heatmap: colour scale with legend, labels, a cursor that reads out exact values, zoom.
+
+Small matrices (≤ 20 classes) draw one coloured cell per class, with the value printed when the
+cells are wide enough. Larger ones draw two matrix rows per terminal row with half blocks
+('▀': upper row as foreground, lower row as background), so a 100×100 matrix needs 100×50
+cells at zoom 1:1; when that does not fit, blocks of b×b classes are averaged (zoom 1:b, chosen
+to fit unless the user zooms in, in which case the view scrolls to follow the cursor).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Sequence
+
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.events import Click, MouseScrollDown, MouseScrollUp
+from textual.message import Message
+from textual.reactive import reactive
+from textual.strip import Strip
+from textual.widget import Widget
+
+from .palette import LEVELS, MUTED, block_style, cell_style, level, level_rgb
+
+CELL_MODE_MAX = 20  # up to this many classes: one coloured cell per class
+ZOOMS = (1, 2, 3, 4, 5, 10, 20)
+FIXED_ROWS = 3  # column header, readout, legend
+
+
+def downsample(values: Sequence[float], size: int, block: int) -> tuple[int, list[float]]:
+    """Means of block×block tiles of a flat size×size matrix, ignoring NaN (all-NaN tile → NaN)."""
+    if block <= 1:
+        return size, list(values)
+    n = math.ceil(size / block)
+    sums = [0.0] * (n * n)
+    counts = [0] * (n * n)
+    for a in range(size):
+        base = (a // block) * n
+        row = a * size
+        for j in range(size):
+            v = values[row + j]
+            if v == v:  # not NaN
+                k = base + j // block
+                sums[k] += v
+                counts[k] += 1
+    return n, [s / c if c else math.nan for s, c in zip(sums, counts)]
+
+
+def finite_range(values: Sequence[float]) -> tuple[float, float] | None:
+    finite = [v for v in values if v == v and math.isfinite(v)]
+    if not finite:
+        return None
+    return min(finite), max(finite)
+
+
+def format_value(v: float) -> str:
+    if v != v:
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:.3g}"
+    return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+class Heatmap(Widget, can_focus=True):
+    """Shows one C×C matrix. The owner sets data with `set_matrix`; the cursor is kept across updates."""
+
+    DEFAULT_CSS = """
+    Heatmap { height: 1fr; min-height: 6; }
+    """
+
+    BINDINGS = [
+        Binding("up", "move(-1, 0)", "cursor", show=False),
+        Binding("down", "move(1, 0)", "cursor", show=False),
+        Binding("left", "move(0, -1)", "cursor", show=False),
+        Binding("right", "move(0, 1)", "cursor", show=False),
+        Binding("pageup", "move(-10, 0)", show=False),
+        Binding("pagedown", "move(10, 0)", show=False),
+        Binding("home", "jump(0)", show=False),
+        Binding("end", "jump(-1)", show=False),
+        Binding("plus,equals_sign", "zoom(-1)", "zoom in", show=False),
+        Binding("minus", "zoom(1)", "zoom out", show=False),
+        Binding("0", "zoom(0)", "fit", show=False),
+    ]
+
+    cursor: reactive[tuple[int, int]] = reactive((0, 0), layout=False)
+    zoom: reactive[int | None] = reactive(None)  # block size; None = the smallest that fits
+
+    class CursorMoved(Message):
+        def __init__(self, heatmap: "Heatmap", row: int, col: int) -> None:
+            super().__init__()
+            self.heatmap, self.row, self.col = heatmap, row, col
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.values: array | list[float] = []
+        self.size_c = 0
+        self.row_labels: list[str] = []
+        self.col_labels: list[str] = []
+        self.lo, self.hi = 0.0, 1.0
+        self.row_name, self.col_name = "label", "ω"
+        self.empty_text = "waiting for the first weights snapshot"
+        self._view = (0, 0)  # first displayed (row, col) in display cells, for zoomed-in scrolling
+        self._cache: list[Strip] | None = None
+        self._cache_key: tuple = ()
+        self._tiles: tuple[int, int, list[float]] | None = None  # (block, n, means)
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def set_matrix(
+        self,
+        values: array | list[float] | None,
+        size: int,
+        labels: list[str],
+        lo: float | None = None,
+        hi: float | None = None,
+        row_name: str = "label",
+        col_name: str = "ω",
+        empty_text: str | None = None,
+    ) -> None:
+        """New data; lo/hi fix the colour scale (default: the finite range of the values)."""
+        self.values = values if values is not None else []
+        self.size_c = size if values is not None else 0
+        self.row_labels = self.col_labels = list(labels)
+        rng = finite_range(self.values) or (0.0, 1.0)
+        self.lo = rng[0] if lo is None else lo
+        self.hi = rng[1] if hi is None else hi
+        self.row_name, self.col_name = row_name, col_name
+        if empty_text is not None:
+            self.empty_text = empty_text
+        self._tiles = None
+        r, c = self.cursor
+        if self.size_c and (r >= self.size_c or c >= self.size_c):
+            self.cursor = (min(r, self.size_c - 1), min(c, self.size_c - 1))
+        self._invalidate()
+
+    def value_at(self, row: int, col: int) -> float:
+        if not self.size_c:
+            return math.nan
+        return float(self.values[row * self.size_c + col])
+
+    # --- geometry ------------------------------------------------------------------------------
+
+    @property
+    def cell_mode(self) -> bool:
+        return 0 < self.size_c <= CELL_MODE_MAX and self._cell_width() >= 2 and self._rows_avail() >= self.size_c
+
+    def _label_width(self) -> int:
+        if 0 < self.size_c <= CELL_MODE_MAX:
+            return min(10, max(len(s) for s in self.row_labels) if self.row_labels else 2)
+        return len(str(max(0, self.size_c - 1)))
+
+    def _rows_avail(self) -> int:
+        return max(0, self.size.height - FIXED_ROWS)
+
+    def _cols_avail(self) -> int:
+        return max(0, self.size.width - self._label_width() - 1)
+
+    def _cell_width(self) -> int:
+        return min(7, self._cols_avail() // max(1, self.size_c))
+
+    def _cell_height(self) -> int:
+        """Rows per class in cell mode: taller cells when the pane has room, so the matrix looks square."""
+        return max(1, min(3, self._rows_avail() // max(1, self.size_c), self._cell_width() // 2))
+
+    def fit_block(self) -> int:
+        """Smallest zoom whose whole matrix fits: n columns and n/2 rows (half blocks)."""
+        for b in ZOOMS:
+            n = math.ceil(self.size_c / b)
+            if n <= self._cols_avail() and math.ceil(n / 2) <= self._rows_avail():
+                return b
+        return ZOOMS[-1]
+
+    @property
+    def block(self) -> int:
+        if self.cell_mode:
+            return 1
+        return self.zoom if self.zoom is not None else self.fit_block()
+
+    def tiles(self) -> tuple[int, list[float]]:
+        b = self.block
+        if self._tiles is None or self._tiles[0] != b:
+            n, means = downsample(self.values, self.size_c, b)
+            self._tiles = (b, n, means)
+        return self._tiles[1], self._tiles[2]
+
+    # --- cursor and zoom -----------------------------------------------------------------------
+
+    def action_move(self, d_row: int, d_col: int) -> None:
+        if not self.size_c:
+            return
+        b = self.block
+        r, c = self.cursor
+        r = max(0, min(self.size_c - 1, (r // b + d_row) * b))
+        c = max(0, min(self.size_c - 1, (c // b + d_col) * b))
+        self.cursor = (r, c)
+
+    def action_jump(self, where: int) -> None:
+        if self.size_c:
+            end = self.size_c - 1 if where < 0 else 0
+            self.cursor = (end, end)
+
+    def action_zoom(self, direction: int) -> None:
+        if not self.size_c or self.cell_mode:
+            return
+        if direction == 0:
+            self.zoom = None
+            return
+        current = ZOOMS.index(self.block) if self.block in ZOOMS else 0
+        fit = self.fit_block()
+        new = ZOOMS[max(0, min(len(ZOOMS) - 1, current + direction))]
+        self.zoom = None if new == fit else new
+
+    def watch_cursor(self, cursor: tuple[int, int]) -> None:
+        self._invalidate()
+        self.post_message(self.CursorMoved(self, *cursor))
+
+    def watch_zoom(self) -> None:
+        self._tiles = None
+        self._invalidate()
+
+    def on_resize(self) -> None:
+        self._invalidate()
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or not self.size_c:
+            return
+        cell = self.cell_at(offset.x, offset.y)
+        if cell is not None:
+            self.focus()
+            self.cursor = cell
+
+    def on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
+        event.stop()
+        self.action_move(1, 0)
+
+    def on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        event.stop()
+        self.action_move(-1, 0)
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        """The matrix cell (row, col) drawn at content offset (x, y), or None."""
+        lw = self._label_width() + 1
+        if y < 1 or x < lw:
+            return None
+        if self.cell_mode:
+            row, col = (y - 1) // self._cell_height(), (x - lw) // self._cell_width()
+            if row < self.size_c and col < self.size_c:
+                return row, col
+            return None
+        b = self.block
+        n, _ = self.tiles()
+        vr, vc = self._view
+        term_row = y - 1
+        if term_row >= self._rows_avail():
+            return None
+        drow = vr + 2 * term_row
+        # A terminal cell holds two display rows; a second click on it picks the lower one.
+        if self.cursor[0] // b == drow and self.cursor[1] // b == vc + x - lw:
+            drow += 1
+        dcol = vc + x - lw
+        if drow < n and dcol < n:
+            return min(drow * b, self.size_c - 1), min(dcol * b, self.size_c - 1)
+        return None
+
+    # --- readout -------------------------------------------------------------------------------
+
+    def readout(self) -> str:
+        if not self.size_c:
+            return ""
+        r, c = self.cursor
+        b = self.block
+        if b == 1:
+            value = self.value_at(r, c)
+            head = f"{self.row_name} {self._class_name(r)} · {self.col_name} {self._class_name(c)}"
+            if value != value:
+                return f"{head}: no samples in this window"
+            return f"{head} = {format_value(value)}"
+        r0, c0 = (r // b) * b, (c // b) * b
+        r1, c1 = min(r0 + b, self.size_c) - 1, min(c0 + b, self.size_c) - 1
+        n, means = self.tiles()
+        value = means[(r // b) * n + c // b]
+        return f"{self.row_name} {r0}–{r1} · {self.col_name} {c0}–{c1}: mean {format_value(value)} (zoom 1:{b}, + zooms in)"
+
+    def _class_name(self, i: int) -> str:
+        label = self.row_labels[i] if i < len(self.row_labels) else str(i)
+        return label if label == str(i) else f"{i} ({label})"
+
+    def zoom_text(self) -> str:
+        if not self.size_c:
+            return ""
+        if self.cell_mode:
+            return "whole"
+        b = self.block
+        return f"zoom 1:{b}" + (" (fit)" if self.zoom is None else "")
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def _invalidate(self) -> None:
+        self._cache = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        key = (width, height)
+        if self._cache is None or self._cache_key != key:
+            self._cache = self._render_all(width, height)
+            self._cache_key = key
+        if 0 <= y < len(self._cache):
+            return self._cache[y]
+        return Strip.blank(width, self.rich_style)
+
+    def _render_all(self, width: int, height: int) -> list[Strip]:
+        base = self.rich_style
+        if not self.size_c or width < 8 or height < FIXED_ROWS + 1:
+            lines = [Strip.blank(width, base) for _ in range(height)]
+            if height:
+                lines[height // 2] = Strip([Segment(self.empty_text[:width].center(width), base + MUTED)], width)
+            return lines
+        rows = self._cell_rows(base) if self.cell_mode else self._halfblock_rows(base)
+        rows = rows[: height - 2]
+        rows += [[Segment("", base)]] * (height - 2 - len(rows))
+        rows.append([Segment(self.readout()[:width], base + Style(bold=True))])
+        rows.append(self._legend(base, width))
+        return [Strip(segs).adjust_cell_length(width, base) for segs in rows]
+
+    def _cell_rows(self, base: Style) -> list[list[Segment]]:
+        c = self.size_c
+        lw, cw = self._label_width(), self._cell_width()
+        r_cur, c_cur = self.cursor
+        highlight = base + Style(reverse=True, bold=True)
+        header = [Segment(" " * (lw + 1), base)]
+        for j in range(c):
+            text = self.col_labels[j][: cw - 1].center(cw) if j < len(self.col_labels) else str(j).center(cw)
+            header.append(Segment(text, highlight if j == c_cur else base + MUTED))
+        rows = [header]
+        ch = self._cell_height()
+        for a in range(c):
+            label = self.row_labels[a][:lw].rjust(lw) if a < len(self.row_labels) else str(a).rjust(lw)
+            for sub in range(ch):
+                text_row = sub == ch // 2  # the value is printed on the middle row of a tall cell
+                shown = label if text_row else " " * lw
+                segs = [Segment(shown, highlight if a == r_cur else base + MUTED), Segment(" ", base)]
+                for j in range(c):
+                    v = self.value_at(a, j)
+                    lvl = level(v, self.lo, self.hi)
+                    style = block_style(lvl) if lvl >= 0 else base + MUTED
+                    text = " " * cw
+                    if text_row:
+                        if lvl < 0:
+                            text = "·".center(cw)
+                        elif cw >= 5:
+                            text = (f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}")[: cw - 1].center(cw)
+                    if a == r_cur and j == c_cur:
+                        style = style + Style(reverse=True, bold=True)
+                        if text_row:
+                            text = "▸" + text[1:]
+                    segs.append(Segment(text, style))
+                rows.append(segs)
+        return rows
+
+    def _halfblock_rows(self, base: Style) -> list[list[Segment]]:
+        b = self.block
+        n, means = self.tiles()
+        lw = self._label_width()
+        cols, term_rows = self._cols_avail(), self._rows_avail()
+        cur_r, cur_c = self.cursor[0] // b, self.cursor[1] // b
+        vr, vc = self._scroll_to_cursor(n, cols, term_rows, cur_r, cur_c)
+        lo, hi = self.lo, self.hi
+        levels = [level(v, lo, hi) for v in means]
+        shown_cols = range(vc, min(n, vc + cols))
+
+        # Column header: a class index wherever a multiple of 10 starts a column, if it fits.
+        header = [" "] * len(shown_cols)
+        for k, dc in enumerate(shown_cols):
+            text = str(dc * b)
+            if (dc * b) % 10 == 0 and all(h == " " for h in header[max(0, k - 1): k + len(text) + 1]):
+                header[k: k + len(text)] = list(text)[: len(header) - k]
+        marker = cur_c - vc
+        segs = [Segment(" " * (lw + 1), base)]
+        if 0 <= marker < len(header):
+            segs += [Segment("".join(header[:marker]), base + MUTED), Segment("▼", base + Style(bold=True)),
+                     Segment("".join(header[marker + 1:]), base + MUTED)]
+        else:
+            segs.append(Segment("".join(header), base + MUTED))
+        rows = [segs]
+
+        cursor_rgb = (255, 255, 255)
+        for t in range(term_rows):
+            top, bottom = vr + 2 * t, vr + 2 * t + 1
+            if top >= n:
+                break
+            is_cursor_row = cur_r in (top, bottom)
+            first, last = top * b, min(self.size_c, (bottom + 1) * b) - 1
+            tens = -(-first // 10) * 10
+            label = str(self.cursor[0]) if is_cursor_row else str(tens) if tens <= last else ""
+            label_style = base + Style(reverse=True, bold=True) if is_cursor_row else base + MUTED
+            segs = [Segment(label.rjust(lw), label_style), Segment(" ", base)]
+            for dc in shown_cols:
+                lt = levels[top * n + dc]
+                lb = levels[bottom * n + dc] if bottom < n else None
+                if dc == cur_c and is_cursor_row:
+                    other = lb if top == cur_r else lt
+                    other_rgb = level_rgb(other) if other is not None else None
+                    glyph = "▀" if top == cur_r else "▄"
+                    segs.append(Segment(glyph, Style(color=_rich_rgb(cursor_rgb), bgcolor=_rich_rgb(other_rgb)) if other_rgb else base + Style(color=_rich_rgb(cursor_rgb))))
+                elif lb is None:
+                    segs.append(Segment("▀", base + Style(color=_rich_rgb(level_rgb(lt)))))
+                else:
+                    segs.append(Segment("▀", cell_style(lt, lb)))
+            rows.append(segs)
+        return rows
+
+    def _scroll_to_cursor(self, n: int, cols: int, term_rows: int, cur_r: int, cur_c: int) -> tuple[int, int]:
+        vr, vc = self._view
+        rows_shown = 2 * term_rows
+        if cur_r < vr:
+            vr = cur_r - cur_r % 2
+        elif cur_r >= vr + rows_shown:
+            vr = cur_r - rows_shown + 1 + (cur_r - rows_shown + 1) % 2
+        if cur_c < vc:
+            vc = cur_c
+        elif cur_c >= vc + cols:
+            vc = cur_c - cols + 1
+        vr = max(0, min(vr, max(0, n - rows_shown + (n - rows_shown) % 2)))
+        vc = max(0, min(vc, max(0, n - cols)))
+        self._view = (vr, vc)
+        return vr, vc
+
+    def _legend(self, base: Style, width: int) -> list[Segment]:
+        lo, hi = format_value(self.lo), format_value(self.hi)
+        zoom = self.zoom_text()
+        bar_w = max(4, min(24, width - len(lo) - len(hi) - len(zoom) - 12))
+        segs = [Segment(f"{lo} ", base + MUTED)]
+        for k in range(bar_w):
+            rgb = level_rgb(round(k / max(1, bar_w - 1) * (LEVELS - 1)))
+            segs.append(Segment(" ", Style(bgcolor=_rich_rgb(rgb))))
+        segs.append(Segment(f" {hi}", base + MUTED))
+        if any(v != v for v in self.values):
+            segs.append(Segment("  · none", base + MUTED))
+        if zoom:
+            segs.append(Segment(f"  {zoom}", base + MUTED))
+        return segs
+
+
+def _rich_rgb(rgb: tuple[int, int, int] | None) -> Color | None:
+    return None if rgb is None else Color.from_rgb(*rgb)
+

@@ -1,0 +1,58 @@
+"""The dashboard's two header lines: which run, its status, progress, speed, elapsed time and ETA."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..formatting import badge, format_acc, format_duration
+from ..run_model import RunModel
+
+
+def header_text(model: RunModel, status: str, now: float | None, width: int) -> Text:
+    """`now` is given only while the run is live, so a finished run's header never changes."""
+    symbol, color = badge(status)
+    line1 = Text(no_wrap=True, overflow="ellipsis")
+    line1.append(f" {symbol} {status.upper()} ", style=f"bold {color}")
+    parts = [model.preset or "?", model.method or "?"]
+    if model.seed is not None:
+        parts.append(f"seed {model.seed}")
+    if model.device:
+        parts.append(model.device)
+    line1.append(" " + " · ".join(parts), style="bold")
+    if model.run_id:
+        line1.append(f"   {model.run_id}", style="dim")
+
+    line2 = Text(no_wrap=True, overflow="ellipsis")
+    epoch_shown = min(model.epoch + 1, model.epochs) if model.epochs else model.epoch + 1
+    line2.append(f" epoch {epoch_shown}/{model.epochs or '?'} ")
+    bar_w = 16 if width >= 100 else 8
+    filled = round(model.progress_fraction() * bar_w)
+    line2.append("█" * filled, style=color)
+    line2.append("░" * (bar_w - filled), style="dim")
+    bits = []
+    if model.iters_per_epoch and model.iter >= 0:
+        bits.append(f"it {model.iter + 1}/{model.iters_per_epoch}")
+    if model.it_s is not None and not model.ended:
+        bits.append(f"{model.it_s:.1f} it/s")
+    bits.append(f"elapsed {format_duration(model.elapsed(now))}")
+    eta = model.eta() if status == "running" else None
+    if eta is not None:
+        bits.append(f"ETA {format_duration(eta)}")
+    if model.best_acc is not None:
+        bits.append(f"best {format_acc(model.best_acc)}")
+    if model.final_acc is not None:
+        bits.append(f"final {format_acc(model.final_acc)}")
+    line2.append(" " + " · ".join(bits))
+    text = Text("\n").join([line1, line2])
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
+class RunHeader(Static):
+    DEFAULT_CSS = """
+    RunHeader { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def show(self, model: RunModel, status: str, now: float | None) -> None:
+        self.update(header_text(model, status, now, self.size.width or 80))

@@ -1,0 +1,111 @@
+"""Packaging: the presets ship inside the wheel as `gdw_presets`, are found from an editable install,
+and docs/presets.md is the generated table."""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from engine.config import available_presets, builtin_presets_dir, load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted(p.name for p in (ROOT / "presets").glob("*.toml"))
+SOURCES = ("pyproject.toml", "README.md", "engine", "gdw_tui", "presets")
+
+
+def test_editable_install_finds_the_builtin_presets(monkeypatch):
+    monkeypatch.delenv("GDW_PRESETS", raising=False)
+    assert builtin_presets_dir().resolve() == (ROOT / "presets").resolve()
+    assert sorted(p.name for p in available_presets().values()) == PRESETS
+    # and from a process started elsewhere, as an installed `gdw` would be
+    out = subprocess.run(
+        [sys.executable, "-c", "from engine.config import builtin_presets_dir as b; print(b())"],
+        cwd="/", capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    assert Path(out).resolve() == (ROOT / "presets").resolve()
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built offline (no isolation, no index; each step bounded by a subprocess timeout) from a
+    copy of the source tree, so the checkout gets no build/ or egg-info litter."""
+    src = tmp_path_factory.mktemp("src")
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        elif path.exists():
+            shutil.copy2(path, src / name)
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    wheels = list(out.glob("gdw_tui-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def test_wheel_ships_every_preset_and_no_docs(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(n.split("/", 1)[1] for n in names if n.startswith("gdw_presets/") and n.endswith(".toml"))
+    assert shipped == PRESETS
+    assert "gdw_presets/__init__.py" in names
+    for module in ("engine/config.py", "engine/events.py", "engine/runs.py", "engine/launch.py",
+                   "engine/methods/__init__.py", "engine/data/__init__.py"):
+        assert module in names, module
+    assert not [n for n in names if n.startswith(("docs/", "tests/", "presets/", "scripts/"))]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "gdw = gdw_tui.cli:main" in text and "gdw-tui = gdw_tui.app:main" in text
+
+
+def test_presets_load_from_the_installed_wheel(wheel, tmp_path):
+    """Unpacked on a path of its own (as site-packages would hold it), the wheel finds its presets."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from engine.config import builtin_presets_dir, available_presets, load_preset\n"
+        "print(builtin_presets_dir())\n"
+        "print(len(available_presets()))\n"
+        "print(load_preset('cifar10-unif40')['train']['outer_lr'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(site)], cwd=tmp_path,
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()
+    assert out == [str(site / "gdw_presets"), str(len(PRESETS)), "100.0"]
+
+
+def test_docs_presets_md_is_the_generated_table():
+    render = runpy.run_path(str(ROOT / "scripts" / "presets_table.py"))["render"]
+    text = render()
+    assert (ROOT / "docs" / "presets.md").read_text(encoding="utf-8") == text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(PRESETS)
+    by_name = {row.split("`")[1]: [c.strip() for c in row.strip("|").split("|")] for row in rows}
+    assert by_name["cifar10-unif40"] == [
+        "`cifar10-unif40`", "CIFAR-10, 40% uniform noise", "cifar10", "unif 0.4", "1", "gdw", "80",
+        "MW-Net 86.62, GDW 87.97 (authors' public log, seed 100)",
+    ]
+    assert by_name["cifar100-mix-unif60-imb100"][3:5] == ["unif 0.6", "100"]
+    assert by_name["cifar100-mix-unif60-imb100"][7] == "MW-Net 12.75, GDW 14.15 (appendix Table 8)"
+    assert by_name["places-lt"][7] == "L2RW 15.08, INSW 17.80, MW-Net 18.08, GDW 19.17 (appendix Table 7)"
+    assert by_name["digits-imb"][3:8] == ["none", "10", "gdw", str(load_preset("digits-imb")["train"]["epochs"]), "—"]
+
+
+def test_presets_table_script_prints_the_table():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "presets_table.py")], cwd="/",
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    assert out == (ROOT / "docs" / "presets.md").read_text(encoding="utf-8")
