@@ -51,10 +51,10 @@ class NaiveGDW:
         error = p - F.one_hot(y, self.C).to(out.dtype)
         losses = F.cross_entropy(out, y, reduction="none").detach()
         omega = zero_mean_constraint(self.vnet(losses).expand(B, self.C), p, y)
-        omega.retain_grad()
         G = error * omega / B
         # 2. the backward whose result is thrown away, then the create_graph double backward
         G.sum().backward(retain_graph=True)
+        omega.retain_grad()  # only from here on, as in the authors' code, so the gradient above is not kept
         grads = torch.autograd.grad(out, params, grad_outputs=G, create_graph=True)
         virtual = {n: w - lr * g for n, w, g in zip(names, params, grads)}
         # 3. meta loss at θ', back-propagated through the double graph into V and ω

@@ -95,6 +95,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "vnet_hidden": Field(int, 100, "hidden units of V", 1, 100000),
         "seed": Field(int, 1, "seed for initialisation, corruption and data order", 0, 2**31 - 1),
         "device": Field(str, "auto", "auto (CUDA when present), cpu, cuda or cuda:N"),
+        "threads": Field(int, 0, "torch CPU threads (0 = auto: 1 for the tiny digits model, where threading costs more than it gives)", 0, 4096),
         "final_epochs": Field(int, 5, "final accuracy = mean test accuracy of this many last epochs", 1, 100000),
         "events": Field(bool, True, "write step and weights events (off only for benchmarking)"),
         "step_events_per_s": Field(float, 10.0, "at most this many step events a second", 0.01, 100000.0),

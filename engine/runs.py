@@ -17,10 +17,11 @@ import re
 import signal
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, to_toml
+from .config import ConfigError, from_toml_dict, to_toml
 
 STATUSES = ("created", "running", "finished", "failed", "stopped", "interrupted")
 SUMMARY = "summary.json"
@@ -155,6 +156,21 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         pass
     return {"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"}
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config stored in a run directory; a one-line ConfigError if it is unusable."""
+    path = run_dir / CONFIG
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is corrupt: {str(e).splitlines()[0]}") from None
+    preset = raw.pop("preset", run_dir.name)
+    cfg = from_toml_dict(raw, str(path))
+    cfg["preset"] = str(preset)
+    return cfg
 
 
 def engine_alive(run_dir: Path) -> bool:

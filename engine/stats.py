@@ -127,7 +127,9 @@ class WeightAccumulator:
         target = stats.target_weights.detach().double()
         self.target_sum.index_add_(0, corrupted, target)
         self.target_n.index_add_(0, corrupted, ones)
-        bins = (target / self.hist_max * HIST_BINS).floor().clamp(0, HIST_BINS - 1).long()
+        # nan_to_num: a diverged (NaN) weight must not become an out-of-range index (an IndexError on
+        # CPU, a device-side assert on CUDA) before the trainer can report the divergence itself.
+        bins = torch.nan_to_num(target / self.hist_max * HIST_BINS, nan=0.0).floor().clamp(0, HIST_BINS - 1).long()
         self.hist.index_add_(0, bins + HIST_BINS * corrupted, ones)
         if self.tracks_increase and stats.omega_increased is not None:
             self.inc_count.index_add_(0, y, stats.omega_increased.double())

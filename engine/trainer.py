@@ -7,6 +7,8 @@ of every epoch and on a requested stop, and reports failures itself.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import platform
@@ -15,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -25,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .config import ConfigError, from_toml_dict, resolved_arch
+from .config import ConfigError, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
-from .runs import CHECKPOINTS, CONFIG, EVENTS, acquire_lock, read_summary, write_summary
+from .runs import CHECKPOINTS, EVENTS, acquire_lock, load_run_config, read_summary, write_summary
 from .stats import StepAccumulator, WeightAccumulator
 
 CHECKPOINT = "last.pt"
@@ -44,21 +45,6 @@ class StopRequested(Exception):
 
 
 # --- configuration and device ------------------------------------------------------------------
-
-
-def load_run_config(run_dir: Path) -> dict[str, Any]:
-    """The resolved config stored in a run directory; a one-line ConfigError if it is unusable."""
-    path = run_dir / CONFIG
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is corrupt: {str(e).splitlines()[0]}") from None
-    preset = raw.pop("preset", run_dir.name)
-    cfg = from_toml_dict(raw, str(path))
-    cfg["preset"] = str(preset)
-    return cfg
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -110,6 +96,9 @@ class Run:
         train = cfg["train"]
         self.epochs = train["epochs"]
         seed_everything(train["seed"])
+        if device.type == "cpu":
+            threads = train["threads"] or (1 if resolved_arch(cfg) == "digits_mlp" else torch.get_num_threads())
+            torch.set_num_threads(threads)
         self.data = load_data(cfg, device)
         self.C = self.data.num_classes
         self.model = build_model(resolved_arch(cfg), self.C, tuple(self.data.in_shape), cfg["model"]["pretrained"]).to(device)
@@ -123,6 +112,9 @@ class Run:
             vnet_lr=train["vnet_lr"], vnet_weight_decay=train["vnet_weight_decay"], vnet_hidden=train["vnet_hidden"],
         )
         self.eval_model = torch.compile(self.model) if train["compile"] else self.model
+        # bf16 autocast is a GPU option; on a CPU it is reported and ignored.
+        self.bf16 = train["bf16"] and device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
         # Labels live on the device; index order and augmentation come from generators whose
         # states are checkpointed, so a resumed run draws exactly what the uninterrupted one would.
@@ -198,11 +190,17 @@ class Run:
         folder = self.run_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
         tmp = folder / f".{CHECKPOINT}.tmp"
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / CHECKPOINT)  # the last good checkpoint is replaced only by a complete one
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / CHECKPOINT)  # the last good checkpoint is replaced only by a complete one
+        except BaseException:
+            # A full disk or a second signal mid-write: drop the partial file (it holds space a
+            # resume needs); the previous checkpoint is untouched.
+            tmp.unlink(missing_ok=True)
+            raise
         self.emit("checkpoint", epoch=self.epoch, path=f"{CHECKPOINTS}/{CHECKPOINT}")
 
     def restore(self) -> None:
@@ -259,6 +257,8 @@ class Run:
             },
             pid=os.getpid(), resumed=resumed, start_epoch=self.epoch,
         )
+        if self.cfg["train"]["bf16"] and not self.bf16:
+            self.emit("log", level="warning", message=f"train.bf16 applies to CUDA only; ignored on {self.device}")
         if d.measured_noise_rate > 0:
             self.emit("log", level="info", message=f"measured label corruption: {100 * d.measured_noise_rate:.2f}% of {d.train.size} training labels")
 
@@ -286,7 +286,8 @@ class Run:
                     meta_idx = self._next_meta_indices()
                     x_meta = self.data.meta.batch(meta_idx, self.augment, self.aug_gen)
                     y_meta = self.meta_labels[meta_idx.to(self.device, non_blocking=True)]
-                stats = self.method.step(x, y, x_meta, y_meta, lr=lr)
+                with self.autocast:
+                    stats = self.method.step(x, y, x_meta, y_meta, lr=lr)
                 self.steps.add(stats, y, self.train_true[idx_dev], y_meta, self.epoch * self.iters_per_epoch + it)
                 if events_on:
                     self.weights.add(stats, y, self.train_true[idx_dev])
@@ -299,6 +300,7 @@ class Run:
                               lr=lr, **self.steps.window(self.batch_size))
                     last_step_event = now
                 if events_on and not last and self.iter % weights_every == 0:
+                    self._check_finite()  # a NaN weight must be reported as divergence, not fail the JSON encoder
                     self.emit("weights", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
                               epoch_end=False, increase_ratio=None, vnet=self._vnet_curve(), **self.weights.window())
                 if self.stop_reason is not None:
@@ -451,10 +453,21 @@ def _report_failure(run: Run, e: BaseException) -> None:
         kind, message, tb, it = "diverged", str(e), None, e.it
         epoch = e.epoch
     elif isinstance(e, torch.cuda.OutOfMemoryError):
-        total = torch.cuda.get_device_properties(run.device).total_memory / 2**30 if run.device.type == "cuda" else 0
+        memory = ""
+        if run.device.type == "cuda":
+            memory = f" ({torch.cuda.get_device_properties(run.device).total_memory / 2**30:.1f} GiB total)"
         kind, it = "oom", run.iter
-        message = (f"CUDA out of memory with train.batch_size={run.batch_size} on {run.device} "
-                   f"({total:.1f} GiB total); lower train.batch_size")
+        message = (f"CUDA out of memory with train.batch_size={run.batch_size} on {run.device}{memory}; "
+                   f"lower train.batch_size")
+        tb = traceback.format_exc()
+    elif isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        # A full disk or a read-only runs directory: say so plainly; checkpoints are written
+        # atomically, so the last good one is still there to resume from.
+        kind, it = "error", run.iter
+        where = f" writing {e.filename}" if e.filename else ""
+        then = (f"`gdw resume {run.run_dir.name}` (the last good checkpoint is kept)"
+                if (run.run_dir / CHECKPOINTS / CHECKPOINT).exists() else "start the run again")
+        message = f"cannot write the run's files ({e.strerror}{where}); free space or make {run.run_dir} writable, then {then}"
         tb = traceback.format_exc()
     elif isinstance(e, KeyboardInterrupt):
         kind, it, message, tb = "error", run.iter, "interrupted by a second signal before a clean stop", None
@@ -462,11 +475,15 @@ def _report_failure(run: Run, e: BaseException) -> None:
         kind, it = "error", run.iter
         message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
         tb = traceback.format_exc()
+    # On a full disk either write may fail; each is tried, and the exception still propagates.
     try:
         run.emit("failure", kind=kind, message=message, traceback=tb, epoch=epoch, iter=it)
+    except OSError:
+        pass
+    try:
         run.update_summary(status="failed", ended=time.time(), message=message)
     except OSError:
-        pass  # a full disk: the failure cannot be recorded; the exception still propagates
+        pass
 
 
 def _install_signal_handlers(run: Run) -> dict | None:
