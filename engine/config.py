@@ -73,7 +73,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "synthetic_test": Field(int, 1000, "test images of the synthetic dataset", 1, 1e7),
         "synthetic_classes": Field(int, 10, "classes of the synthetic dataset", 2, 1000),
         "image_size": Field(int, 224, "image size for imagefolder data", 16, 1024),
-        "workers": Field(int, 4, "loader processes for imagefolder data (0 = in-process)", 0, 64),
+        "workers": Field(int, 4, "decoding threads for imagefolder data (0 = in the training thread)", 0, 64),
     },
     "model": {
         "arch": Field(str, "auto", "network: auto picks digits_mlp, resnet32 or resnet50 by dataset", choices=ARCHS),

@@ -150,7 +150,11 @@ async def test_interrupted_and_stopped_runs(fixture_runs: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_caught_up(pilot)
         assert app.screen.status == "stopped"
-        assert "erm trains on plain cross-entropy" in screen_text(app)
+        assert "■ STOPPED" in screen_text(app)
+        heatmap = app.screen.query_one(Heatmap)
+        assert heatmap.value_at(4, 7) == 1.0 and heatmap.lo == heatmap.hi == 1.0  # erm: every weight is 1
+        await pilot.press("4")
+        assert "erm has no weighting network V" in screen_text(app)
 
 
 async def test_narrow_terminal_uses_tabs(fixture_runs: Path) -> None:
