@@ -9,6 +9,14 @@ def _f(x: Any, spec: str = ".4f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def step_line(event: dict[str, Any], iters_per_epoch: int | None = None) -> str:
+    """A progress line for a step event (printed every so often when stdout is not a terminal)."""
+    of = f"/{iters_per_epoch}" if iters_per_epoch else ""
+    return (f"epoch {event['epoch'] + 1} it {event['iter'] + 1}{of}: loss={_f(event.get('loss'))} "
+            f"meta_loss={_f(event.get('meta_loss'))} train_acc*={_f(event.get('train_acc'), '.2f')} "
+            f"{_f(event.get('it_s'), '.2f')} it/s")
+
+
 def plain_line(event: dict[str, Any]) -> str | None:
     """The line to print for an event, or None for events not worth a line."""
     kind = event.get("type")

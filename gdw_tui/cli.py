@@ -17,14 +17,43 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
-from engine.console import plain_line
-from engine.runs import EVENTS, create_run, find_run, list_runs, read_summary, run_status, runs_dir_from, stop_run
+from engine.console import plain_line, step_line
+from engine.runs import (
+    EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
+)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (a value of the wrong type, a missing argument, an unknown option) end like
+    every other bad input: one line on stderr and exit code 2, not Typer's usage box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            # Not standalone: Typer returns the exit code of typer.Exit and raises usage errors.
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except Exception as e:
+            # click's ClickException (vendored by newer Typer versions), recognised by its interface.
+            if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+                raise
+            message = e.format_message()
+            if type(e).__name__ == "NoArgsIsHelpError":  # plain `gdw`: the help is the message (or already shown)
+                if message:
+                    print(message, file=sys.stderr)
+            else:
+                err.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
 console = Console()
 err = Console(stderr=True)
 
 RunsDir = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
+PLAIN_STEP_EVERY_S = 30.0
 PresetsDir = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)")
 
 
@@ -102,10 +131,16 @@ def _train_here(run_dir: Path, resume: bool) -> int:
     from engine.trainer import train_run
 
     progress = RichProgress() if sys.stdout.isatty() else None
+    plain = {"last_step_line": time.time(), "iters": None}
 
     def show(event: dict) -> None:
         if progress is not None:
             progress.update(event)
+        if event["type"] == "run_start":
+            plain["iters"] = event["iters_per_epoch"]
+        if progress is None and event["type"] == "step" and time.time() - plain["last_step_line"] >= PLAIN_STEP_EVERY_S:
+            plain["last_step_line"] = time.time()  # a batch log gets a sign of life within long epochs
+            console.print(step_line(event, plain["iters"]), markup=False, highlight=False, soft_wrap=True)
         line = plain_line(event)
         if line and (progress is None or event["type"] in ("run_start", "epoch", "log", "failure", "stopped", "run_end")):
             (progress.console if progress else console).print(line, markup=False, highlight=False, soft_wrap=True)
@@ -120,11 +155,14 @@ def _train_here(run_dir: Path, resume: bool) -> int:
         if not resume and not (run_dir / EVENTS).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing was run: leave no half-made run behind
         fail(str(e))
-    except BaseException:
+    except BaseException as e:
         if progress is not None:
             progress.stop()
         s = read_summary(run_dir)
-        err.print(f"run {run_dir.name} failed: {s.get('message', '')} (details: gdw show {run_dir.name})", markup=False)
+        # The engine's own message; the exception's when even the summary could not be written (full disk).
+        message = s.get("message") if s.get("status") == "failed" else f"{type(e).__name__}: {e}"
+        err.print(f"run {run_dir.name} failed: {message} (details: gdw show {run_dir.name})",
+                  markup=False, highlight=False, soft_wrap=True)
         return 1
     if progress is not None:
         progress.stop()
@@ -187,6 +225,9 @@ def resume(
             raise ConfigError(f"run {run_dir.name} already finished; nothing to resume")
         if not (run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"run {run_dir.name} has no checkpoint yet (it stopped before its first epoch ended); start it again with `gdw run`")
+        # Checked here too, so a detached resume never starts an engine that can only refuse.
+        _check_readable(run_dir)
+        load_run_config(run_dir)
     except ConfigError as e:
         fail(str(e))
     if headless:
@@ -230,6 +271,7 @@ def show(
     """Print a run's summary (finished, running or failed)."""
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
+        _check_readable(run_dir)
     except ConfigError as e:
         fail(str(e))
     s = read_summary(run_dir)
@@ -254,6 +296,16 @@ def show(
         tb = _last_traceback(run_dir)
         if tb:
             console.print(tb, markup=False, highlight=False)
+
+
+def _check_readable(run_dir: Path) -> None:
+    """A run written by a newer gdw-tui (newer major event schema) is refused with one line."""
+    from engine.events import SchemaError, check_file_version
+
+    try:
+        check_file_version(run_dir / EVENTS)
+    except SchemaError as e:
+        raise ConfigError(f"run {run_dir.name}: {e}") from None
 
 
 def _pct(x: Any) -> str | None:
