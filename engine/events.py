@@ -84,6 +84,7 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
             "lr": "learning rate used in the epoch",
             "best_acc": "best test accuracy so far",
             "epoch_s": "wall seconds of the epoch (training + test)",
+            "train_s": "wall seconds of the epoch's training iterations alone",
         },
     ),
     "checkpoint": (
@@ -241,6 +242,28 @@ class EventTail:
                 raise
             events.append(event)
         return events
+
+
+def check_file_version(path: str | os.PathLike[str]) -> None:
+    """SchemaError if the first or the last complete event of a file is from a newer major schema.
+
+    Cheap (the first line and the last 64 KiB), for commands that only need to know whether
+    they can read a run at all; a missing or unreadable file passes.
+    """
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            tail = f.read()
+    except OSError:
+        return
+    for raw in [first] + tail.split(b"\n")[:-1][-1:]:  # [:-1]: what follows the last newline is partial
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            check_version(event)
 
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -354,7 +354,7 @@ class Run:
         record = {"epoch": self.epoch, "test_loss": test_loss, "test_acc": test_acc, **epoch_stats}
         self.history.append(record)
         self.emit("epoch", epoch=self.epoch, test_loss=test_loss, test_acc=test_acc, per_class_acc=per_class,
-                  lr=lr, best_acc=self.best_acc, epoch_s=train_s + time.time() - t0, **epoch_stats)
+                  lr=lr, best_acc=self.best_acc, epoch_s=train_s + time.time() - t0, train_s=train_s, **epoch_stats)
         self.epoch += 1
         self.iter = 0
         self.epoch_perm = None
