@@ -278,13 +278,13 @@ class Run:
                 it = self.iter
                 idx = self.epoch_perm[it * self.batch_size : (it + 1) * self.batch_size]
                 idx_dev = idx.to(self.device, non_blocking=True)
-                x = self.data.train.batch(idx, self.augment, self.aug_gen)
+                x = self._to_format(self.data.train.batch(idx, self.augment, self.aug_gen))
                 y = self.train_labels[idx_dev]
                 meta_idx = None
                 x_meta = y_meta = None
                 if self.method.uses_meta:
                     meta_idx = self._next_meta_indices()
-                    x_meta = self.data.meta.batch(meta_idx, self.augment, self.aug_gen)
+                    x_meta = self._to_format(self.data.meta.batch(meta_idx, self.augment, self.aug_gen))
                     y_meta = self.meta_labels[meta_idx.to(self.device, non_blocking=True)]
                 with self.autocast:
                     stats = self.method.step(x, y, x_meta, y_meta, lr=lr)
@@ -312,6 +312,11 @@ class Run:
                           increase_ratio=self.weights.increase_ratio(), vnet=self._vnet_curve(), **self.weights.window())
             self._end_epoch(lr, time.time() - epoch_start)
 
+    def _to_format(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg["train"]["channels_last"] and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def _check_finite(self) -> None:
         bad = self.steps.first_nonfinite()
         if bad is not None:
@@ -334,7 +339,7 @@ class Run:
         bs = self.cfg["train"]["test_batch_size"]
         for start in range(0, n, bs):
             idx = torch.arange(start, min(n, start + bs))
-            x = self.data.test.batch(idx, False, None)
+            x = self._to_format(self.data.test.batch(idx, False, None))
             y = self.test_labels[idx.to(self.device)]
             logits = self.eval_model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")

@@ -46,6 +46,8 @@ class GdwApp(App):
         self.presets_dir = presets_dir
         self.open_run_dir = Path(open_run) if open_run else None
         self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
     def on_mount(self) -> None:
         self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
 from engine.console import plain_line, step_line
@@ -291,7 +291,7 @@ def show(
         rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
     for k, v in rows:
         table.add_row(k, "-" if v is None else str(v))
-    console.print(table)
+    whole_lines().print(table)
     if status == "failed":
         tb = _last_traceback(run_dir)
         if tb:
@@ -306,6 +306,12 @@ def _check_readable(run_dir: Path) -> None:
         check_file_version(run_dir / EVENTS)
     except SchemaError as e:
         raise ConfigError(f"run {run_dir.name}: {e}") from None
+
+
+def whole_lines() -> Console:
+    """The console for tables: a file or a pipe gets whole lines (Rich would fit them to 80
+    columns, shortening run ids and wrapping paths and messages)."""
+    return console if console.is_terminal else Console(file=sys.stdout, width=1000)
 
 
 def _pct(x: Any) -> str | None:
@@ -326,11 +332,15 @@ def _last_traceback(run_dir: Path) -> str | None:
 def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
     """List the runs in the runs directory with their honest status."""
     root = runs_dir_from(runs_dir)
-    table = Table("run", "status", "preset", "method", "seed", "epoch", "final", "best", box=None, pad_edge=False)
-    for s in list_runs(root):
+    runs = list_runs(root)
+    # Run ids are never shortened (they are what `show`, `resume` and `stop` take), even in a
+    # narrow terminal or when the output goes to a file.
+    run_column = Column("run", no_wrap=True, min_width=max((len(s["run_id"]) for s in runs), default=3))
+    table = Table(run_column, "status", "preset", "method", "seed", "epoch", "final", "best", box=None, pad_edge=False)
+    for s in runs:
         table.add_row(s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
                       f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-")
-    console.print(table)
+    whole_lines().print(table)
 
 
 @app.command()

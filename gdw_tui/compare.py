@@ -46,7 +46,7 @@ def run_names(models: list[RunModel]) -> list[str]:
 
 
 class CompareScreen(Screen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "back"), Binding("m", "maximize", "maximize")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "back")]
 
     def __init__(self, run_dirs: list[Path], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -92,9 +92,3 @@ class CompareScreen(Screen):
                 format_acc(model.best_acc), format_duration(model.elapsed()),
             )
         self.loaded = True
-
-    def action_maximize(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-        elif self.focused is not None:
-            self.maximize(self.focused)

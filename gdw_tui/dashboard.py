@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
-from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, run_status
+from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
 
 from .messages import EventsRead
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
@@ -58,8 +58,8 @@ class DashboardScreen(Screen):
         Binding("h", "toggle_ratio", "ω/ratio"),
         Binding("left_square_bracket", "scrub(-1)", "older"),
         Binding("right_square_bracket", "scrub(1)", "newer"),
-        Binding("l", "show_group('log')", "log"),
-        Binding("m", "maximize", "maximize"),
+        Binding("l", "show_group('log')", "log", show=False),
+        Binding("m", "maximize", "maximize", show=False),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume", show=False),
         Binding("escape", "back", "back"),
@@ -180,6 +180,7 @@ class DashboardScreen(Screen):
         if message.at_end and not self.caught_up:
             self.caught_up = True
             self.status = self._current_status()
+            self._explain_if_dead()
             self._repaint_now()  # the first complete picture without waiting for the timer
         else:
             self._schedule_repaint()
@@ -209,24 +210,30 @@ class DashboardScreen(Screen):
         status = self._current_status()
         changed = status != self.status
         self.status = status
-        if changed and status in ("failed", "interrupted") and not self.model.failure:
-            self._show_engine_log()
+        if changed:
+            self._explain_if_dead()
         if changed or status in ("running", "starting", "stopping"):
             self._repaint({PROGRESS})
 
-    def _show_engine_log(self) -> None:
-        """A run that died without a failure event: its engine.log says why."""
-        if self._engine_log_shown:
+    def _explain_if_dead(self) -> None:
+        """A run that failed or vanished without a failure event: its summary and engine.log say why."""
+        if self._engine_log_shown or self.status not in ("failed", "interrupted") or self.model.failure:
             return
         self._engine_log_shown = True
+        log = self.query_one("#log", RichLog)
+        message = read_summary(self.run_dir).get("message")
+        if message:
+            log.write(Text(f"{self.status}: {message}", style="bold #ff7b72"))
         try:
             lines = (self.run_dir / ENGINE_LOG).read_text(errors="replace").splitlines()[-40:]
         except OSError:
-            return
-        log = self.query_one("#log", RichLog)
-        log.write(f"— last lines of {ENGINE_LOG} —")
-        for line in lines:
-            log.write(line)
+            lines = []
+        if lines:
+            log.write(Text(f"— last lines of {ENGINE_LOG} —", style="dim"))
+            for line in lines:
+                log.write(line)
+        if self.has_class("-narrow") and self.active_group == "curves" and self.status == "failed":
+            self.action_show_group("log")
 
     # --- painting ------------------------------------------------------------------------------
 
@@ -234,8 +241,11 @@ class DashboardScreen(Screen):
         if self._repaint_pending:
             return
         self._repaint_pending = True
-        delay = max(0.0, self._last_repaint + 1.0 / REPAINT_HZ - time.monotonic())
-        self.set_timer(delay, self._repaint_now)
+        delay = self._last_repaint + 1.0 / REPAINT_HZ - time.monotonic()
+        if delay > 0:
+            self.set_timer(delay, self._repaint_now)
+        else:
+            self.call_later(self._repaint_now)  # (a zero-delay Timer divides by zero in Textual 8)
 
     def _repaint_now(self) -> None:
         self._repaint_pending = False
@@ -245,7 +255,7 @@ class DashboardScreen(Screen):
         self._last_repaint = time.monotonic()
         if facets & {INFO, PROGRESS}:
             live = self.status in ("running", "stopping")
-            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None)
+            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up)
         if LOSS in facets:
             self._paint_loss()
         if ACCURACY in facets:

@@ -17,7 +17,8 @@ from engine.runs import list_runs
 from .formatting import badge, format_acc, format_started
 
 REFRESH_S = 2.0
-COLUMNS = ("", "status", "started", "preset", "method", "seed", "epoch", "final", "best", "run / note")
+# What matters most comes first, so an 80-column terminal shows it without scrolling sideways.
+COLUMNS = ("", "status", "preset", "method", "seed", "epoch", "final", "best", "started", "run", "note")
 
 
 def run_row(run: dict[str, Any], marked: bool) -> tuple:
@@ -27,26 +28,32 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
     epoch = f"{run.get('epoch', 0)}/{epochs}" if epochs else str(run.get("epoch", ""))
     note = run.get("message") or ""
     if status == "interrupted":
-        note = "engine gone: R resumes from the last checkpoint"
+        note = "engine gone · R resumes from the last checkpoint"
     elif status == "stopped" and not note:
         note = "R resumes"
     return (
         Text("✔" if marked else " ", style="bold"),
         Text(f"{symbol} {status}", style=color),
-        format_started(run.get("started") or run.get("created")),
         run.get("preset", ""),
         run.get("method", ""),
         Text(str(run.get("seed", "")), justify="right"),
         Text(epoch, justify="right"),
         Text(format_acc(run.get("final_acc")), justify="right"),
         Text(format_acc(run.get("best_acc")), justify="right"),
-        Text(f"{run.get('run_id', '')}  {note}".rstrip(), style="dim" if not note else ("#ff7b72" if status == "failed" else "")),
+        format_started(run.get("started") or run.get("created")),
+        Text(run.get("run_id", ""), style="dim"),
+        Text(note, style="#ff7b72" if status == "failed" else ""),
     )
+
+
+class RunsTable(DataTable):
+    """The run list; Enter opens the highlighted run."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "open")]
 
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "open", show=True),
         Binding("space", "mark", "mark"),
         Binding("c", "compare", "compare marked"),
         Binding("s", "stop", "stop"),
@@ -65,7 +72,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(f" Runs · {self.runs_dir}", id="runs-title")
-        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         yield Static("", id="runs-empty")

@@ -215,7 +215,7 @@ async def test_runs_screen_lists_every_status(fixture_runs: Path) -> None:
         statuses = {str(table.get_row(str(fixture_runs / rid))[1]) for rid in (FINISHED_10, FAILED, INTERRUPTED, STOPPED)}
         assert statuses == {"✓ finished", "✗ failed", "⏸ interrupted", "■ stopped"}
         text = screen_text(app)
-        assert "RuntimeError: mat1 and mat2" in text and "R resumes from the last checkpoint" in text
+        assert "RuntimeError: mat1 and mat2" in text and "engine gone · R resumes" in text
         # newest first; Enter opens the highlighted run
         assert screen.selected_path() == str(fixture_runs / STOPPED)
         await pilot.press("enter")
@@ -360,7 +360,10 @@ async def test_help_lists_every_key(fixture_runs: Path) -> None:
     shown = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?", "space": "Space",
              "escape": "Escape", "enter": "Enter", "slash": "/", "ctrl+r": "Ctrl+R", "plus": "+", "minus": "-",
              "pageup": "PgUp", "pagedown": "PgDn", "home": "Home", "end": "End", "up": "↑", "down": "↓", "left": "←", "right": "→"}
-    for cls in (AppClass, DashboardScreen, RunsScreen, PresetsScreen, Heatmap):
+    from gdw_tui.confirm import ConfirmScreen
+    from gdw_tui.runs_screen import RunsTable
+
+    for cls in (AppClass, DashboardScreen, RunsScreen, RunsTable, PresetsScreen, Heatmap, QuitScreen, ConfirmScreen):
         for binding in cls.BINDINGS:
             for key in binding.key.split(","):
                 if key in ("ctrl+l", "equals_sign", "escape,q,question_mark"):

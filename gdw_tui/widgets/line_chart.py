@@ -85,7 +85,7 @@ def render_chart(
     x0, x1 = xr
     if x1 <= x0:
         x0, x1 = x0 - 0.5, x0 + 0.5
-    y_step = nice_step(yr[1] - yr[0], max(3, plot_rows // 2))
+    y_step = nice_step(yr[1] - yr[0], max(3, plot_rows // 4))
     y0 = math.floor(yr[0] / y_step) * y_step if y_range is None else yr[0]
     y1 = math.ceil(yr[1] / y_step) * y_step if y_range is None else yr[1]
     if y1 <= y0:

@@ -9,7 +9,7 @@ from ..formatting import badge, format_acc, format_duration
 from ..run_model import RunModel
 
 
-def header_text(model: RunModel, status: str, now: float | None, width: int) -> Text:
+def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False) -> Text:
     """`now` is given only while the run is live, so a finished run's header never changes."""
     symbol, color = badge(status)
     line1 = Text(no_wrap=True, overflow="ellipsis")
@@ -44,6 +44,8 @@ def header_text(model: RunModel, status: str, now: float | None, width: int) -> 
     if model.final_acc is not None:
         bits.append(f"final {format_acc(model.final_acc)}")
     line2.append(" " + " · ".join(bits))
+    if reading:
+        line2.append("  reading events…", style="italic dim")
     text = Text("\n").join([line1, line2])
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
@@ -54,5 +56,5 @@ class RunHeader(Static):
     RunHeader { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def show(self, model: RunModel, status: str, now: float | None) -> None:
-        self.update(header_text(model, status, now, self.size.width or 80))
+    def show(self, model: RunModel, status: str, now: float | None, reading: bool = False) -> None:
+        self.update(header_text(model, status, now, self.size.width or 80, reading))
