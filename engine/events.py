@@ -97,7 +97,11 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "resume": (
         "A run continues from a checkpoint (written before its run_start).",
-        {"from_epoch": "epochs already completed", "checkpoint": "checkpoint path"},
+        {
+            "from_epoch": "epochs already completed",
+            "from_iter": "iterations of epoch `from_epoch` already done (0 after an epoch-end checkpoint, > 0 after a stop mid-epoch); events after this point in the earlier segment are redone",
+            "checkpoint": "checkpoint path",
+        },
     ),
     "stopped": (
         "The run stopped on request (signal or `gdw stop`), after checkpointing.",
@@ -168,6 +172,11 @@ class EventWriter:
         self.enabled = enabled
         # Line-buffered append: a reader never sees a half line except while it is being written.
         self._file = open(self.path, "a", encoding="utf-8", buffering=1)
+        if not _ends_with_newline(self.path):
+            # A killed engine (or a full disk) left a partial last line. End it, so the resumed
+            # run's first event starts a line of its own instead of being glued to the fragment
+            # (readers skip the fragment; they would skip the glued event with it).
+            self._file.write("\n")
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = make_event(type_, **fields)
@@ -182,6 +191,16 @@ class EventWriter:
         if not self._file.closed:
             self._file.flush()
             self._file.close()
+
+
+def _ends_with_newline(path: str) -> bool:
+    """True for a missing or empty file, or one whose last byte is a newline."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except OSError:  # missing, or empty (cannot seek before the start)
+        return True
 
 
 @dataclass

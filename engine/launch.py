@@ -11,7 +11,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .config import ConfigError
 from .runs import LOG
+
+
+def cuda_device_count() -> int:
+    """GPUs the NVIDIA driver exposes, found without importing torch (the UI process never does)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = Path("/proc/driver/nvidia/gpus")
+    count = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    if visible is not None:
+        count = min(count, len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"]))
+    return count
+
+
+def check_device_available(spec: str) -> None:
+    """A torch-free early check of `train.device`, so a detached launch is refused up front.
+
+    The engine checks again with torch when it starts; this only catches the clear cases.
+    """
+    spec = spec.strip().lower()
+    if not spec.startswith("cuda"):
+        return
+    count = cuda_device_count()
+    index = int(spec.split(":")[1]) if ":" in spec else 0
+    if count == 0:
+        raise ConfigError(f"device '{spec}' is not available: no CUDA device found; use --device cpu or auto")
+    if index >= count:
+        raise ConfigError(f"device '{spec}' is not available: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
 
 
 def engine_command(run_dir: Path, resume: bool = False) -> list[str]:

@@ -126,10 +126,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -233,7 +233,10 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
     if status in ("running", "created"):
         if engine_alive(run_dir):
             return "running"
-        return "interrupted" if status == "running" or (run_dir / EVENTS).exists() else "created"
+        # An engine that took the lock (it creates engine.lock) and died during its setup, before
+        # any event, is interrupted too; `created` is only a run no engine has touched yet.
+        started = status == "running" or (run_dir / EVENTS).exists() or (run_dir / LOCK).exists()
+        return "interrupted" if started else "created"
     return status if status in STATUSES else "interrupted"
 
 

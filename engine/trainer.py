@@ -14,10 +14,10 @@ import os
 import platform
 import random
 import signal
-import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,8 +28,12 @@ import torch.nn.functional as F
 from . import __version__
 from .config import ConfigError, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
-from .runs import CHECKPOINTS, EVENTS, acquire_lock, load_run_config, read_summary, write_summary
+from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
 from .stats import StepAccumulator, WeightAccumulator
+
+# torch.func.jvp loads torch's JVP decompositions, which call the deprecated torch.jit.script
+# inside torch itself: a FutureWarning on every run's stderr that the user can do nothing about.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 CHECKPOINT = "last.pt"
 
@@ -196,6 +200,7 @@ class Run:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, folder / CHECKPOINT)  # the last good checkpoint is replaced only by a complete one
+            fsync_dir(folder)  # and the rename itself survives a power cut
         except BaseException:
             # A full disk or a second signal mid-write: drop the partial file (it holds space a
             # resume needs); the previous checkpoint is untouched.
@@ -415,12 +420,39 @@ def train_run(run_dir: Path, resume: bool = False, on_event: Callable[[dict], No
         device = resolve_device(cfg["train"]["device"])
         if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
             raise ConfigError(f"run {run_dir.name} has already started; use `gdw resume {run_dir.name}`")
-        run = Run(run_dir, cfg, device, on_event)
-        if resume:
-            run.restore()
+        try:
+            run = Run(run_dir, cfg, device, on_event)
+            if resume:
+                run.restore()
+        except ConfigError:
+            raise
+        except BaseException as e:  # building the data or the model failed: reported like any failure
+            _report_setup_failure(run_dir, e, on_event)
+            raise
         return _execute(run, resume)
     finally:
         os.close(lock_fd)
+
+
+def _report_setup_failure(run_dir: Path, e: BaseException, on_event: Callable[[dict], None] | None) -> None:
+    if isinstance(e, KeyboardInterrupt):
+        message, tb = "interrupted during setup, before training started", None
+    else:
+        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        tb = traceback.format_exc()
+    try:
+        writer = EventWriter(run_dir / EVENTS)
+        try:
+            event = writer.emit("failure", kind="error", message=message, traceback=tb, epoch=None, iter=None)
+        finally:
+            writer.close()
+        if on_event is not None:
+            on_event(event)
+        summary = read_summary(run_dir)
+        summary.update(status="failed", message=message, ended=time.time())
+        write_summary(run_dir, summary)
+    except OSError:
+        pass  # a full disk: the exception still propagates
 
 
 def _execute(run: Run, resume: bool) -> dict[str, Any]:
@@ -429,7 +461,7 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
     previous = _install_signal_handlers(run)
     try:
         if resume:
-            run.emit("resume", from_epoch=run.epoch, checkpoint=f"{CHECKPOINTS}/{CHECKPOINT}")
+            run.emit("resume", from_epoch=run.epoch, from_iter=run.iter, checkpoint=f"{CHECKPOINTS}/{CHECKPOINT}")
         run.start_event(resumed=resume)
         run.update_summary(status="running", started=read_summary(run.run_dir).get("started") or time.time(), message="")
         try:

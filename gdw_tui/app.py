@@ -30,7 +30,7 @@ FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
 
 
 class GdwApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: also right for subclasses elsewhere
     TITLE = "gdw-tui"
     ENABLE_COMMAND_PALETTE = False
 
@@ -50,9 +50,12 @@ class GdwApp(App):
             self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
     def on_mount(self) -> None:
-        self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))
+        # Opening a run directly shows its dashboard alone (a faster first frame); Escape then
+        # brings up the presets (see go_back).
         if self.open_run_dir is not None:
             self.open_run(self.open_run_dir)
+        else:
+            self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))
         if os.environ.get(FIRST_FRAME_ENV):
             self.call_after_refresh(self._report_first_frame)
 
@@ -121,6 +124,16 @@ class GdwApp(App):
 
         if not isinstance(self.screen, QuitScreen):
             self.push_screen(QuitScreen(running), answered)
+
+    def go_back(self) -> None:
+        """Back to the screen below, or to the presets when nothing of ours is below."""
+        from textual.screen import ModalScreen
+
+        below = self.screen_stack[-2] if len(self.screen_stack) > 1 else None
+        if below is not None and below.id != "_default" and not isinstance(below, ModalScreen):
+            self.pop_screen()
+        else:
+            self.switch_screen(PresetsScreen(self.runs_dir, self.presets_dir))
 
     def action_show_runs(self) -> None:
         from .runs_screen import RunsScreen

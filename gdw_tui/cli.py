@@ -114,6 +114,10 @@ def run(
             from engine.trainer import resolve_device
 
             resolve_device(cfg["train"]["device"])  # an unavailable device is bad input: no run is made
+        else:
+            from engine.launch import check_device_available
+
+            check_device_available(cfg["train"]["device"])  # torch-free: this process becomes the UI
         run_dir = create_run(root, cfg)
     except ConfigError as e:
         fail(str(e))
@@ -288,7 +292,10 @@ def show(
     if s.get("message"):
         rows.append(("message", s["message"]))
     if status == "interrupted":
-        rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
+        else:
+            rows.append(("hint", "the engine is gone before its first checkpoint; start the run again with `gdw run`"))
     for k, v in rows:
         table.add_row(k, "-" if v is None else str(v))
     whole_lines().print(table)

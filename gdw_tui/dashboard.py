@@ -2,13 +2,15 @@
 
 A thread worker reads the file in bounded batches and posts them; the screen folds them into a
 RunModel on the UI thread (one batch in flight, so a slow paint slows the reader instead of
-piling up memory) and repaints the panes whose data changed, at most REPAINT_HZ times a second.
+piling up memory) and repaints the panes whose data changed at bounded rates (FAST_HZ for the
+header and log, SLOW_HZ for charts, heatmap and bars).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -33,7 +35,11 @@ from .widgets.palette import curve_color
 from .widgets.pane import Pane
 from .widgets.run_header import RunHeader
 
-REPAINT_HZ = 10
+# Repaint rates: the header and log follow closely; charts, heatmap and bars redraw at most
+# twice a second (they cost more, and a training curve needs no more).
+FAST_HZ = 10
+SLOW_HZ = 2
+FAST_FACETS = frozenset({INFO, PROGRESS, LOG})
 LIVE_POLL_S = 0.1
 IDLE_POLL_S = 1.0
 WIDE_MIN = (120, 32)  # below this the panes become tabs
@@ -77,8 +83,8 @@ class DashboardScreen(Screen):
         self.caught_up = False  # the reader reached the end of the file at least once
         self.read_error = ""
         self._applied = threading.Event()
-        self._repaint_pending = False
-        self._last_repaint = 0.0
+        self._pending = {"fast": False, "slow": False}
+        self._last_paint = {"fast": 0.0, "slow": 0.0}
         self._log_written = 0
         self._traceback_shown = False
         self._engine_log_shown = False
@@ -111,7 +117,8 @@ class DashboardScreen(Screen):
         self._apply_layout()
         self.status = self._current_status()
         self._repaint({INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG})
-        self.query_one(Heatmap).focus()
+        # Wide: the heatmap takes the arrow keys. Narrow: the tab bar does (← → switch tabs).
+        self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
         self.follow_events()
         self.set_interval(1.0, self._tick)
 
@@ -238,21 +245,35 @@ class DashboardScreen(Screen):
     # --- painting ------------------------------------------------------------------------------
 
     def _schedule_repaint(self) -> None:
-        if self._repaint_pending:
+        dirty = self.model.dirty
+        if dirty & FAST_FACETS:
+            self._schedule("fast", FAST_HZ)
+        if dirty - FAST_FACETS:
+            self._schedule("slow", SLOW_HZ)
+
+    def _schedule(self, kind: str, hz: float) -> None:
+        if self._pending[kind]:
             return
-        self._repaint_pending = True
-        delay = self._last_repaint + 1.0 / REPAINT_HZ - time.monotonic()
+        self._pending[kind] = True
+        delay = self._last_paint[kind] + 1.0 / hz - time.monotonic()
+        paint = partial(self._paint_kind, kind)
         if delay > 0:
-            self.set_timer(delay, self._repaint_now)
+            self.set_timer(delay, paint)
         else:
-            self.call_later(self._repaint_now)  # (a zero-delay Timer divides by zero in Textual 8)
+            self.call_later(paint)  # (a zero-delay Timer divides by zero in Textual 8)
+
+    def _paint_kind(self, kind: str) -> None:
+        self._pending[kind] = False
+        self._last_paint[kind] = time.monotonic()
+        facets = self.model.take_dirty(FAST_FACETS if kind == "fast" else None, exclude=FAST_FACETS if kind == "slow" else None)
+        self._repaint(facets)
 
     def _repaint_now(self) -> None:
-        self._repaint_pending = False
+        for kind in self._last_paint:
+            self._last_paint[kind] = time.monotonic()
         self._repaint(self.model.take_dirty())
 
     def _repaint(self, facets: set[str]) -> None:
-        self._last_repaint = time.monotonic()
         if facets & {INFO, PROGRESS}:
             live = self.status in ("running", "stopping")
             self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up)
@@ -266,6 +287,11 @@ class DashboardScreen(Screen):
             self._paint_classes()
         if LOG in facets:
             self._paint_log()
+
+    def _set_title(self, pane_id: str, title: str) -> None:
+        pane = self.query_one(pane_id, Pane)
+        if pane.border_title != title:  # a title change repaints the whole pane
+            pane.border_title = title
 
     def _paint_loss(self) -> None:
         m = self.model
@@ -281,15 +307,14 @@ class DashboardScreen(Screen):
             curves.append(Curve("meta", m.meta_acc.points(), curve_color(1)))
         curves.append(Curve("train*", m.train_acc.points(), curve_color(2)))
         last = m.test_acc.last()
-        pane = self.query_one("#pane-acc", Pane)
-        pane.border_title = f"Accuracy % · test {last[1]:.2f}" if last else "Accuracy %"
+        self._set_title("#pane-acc", f"Accuracy % · test {last[1]:.2f}" if last else "Accuracy %")
         self.query_one("#acc-chart", LineChart).set_curves(curves)
 
     def _paint_classes(self) -> None:
         m = self.model
         self.query_one(ClassBars).set_values(m.classes, m.per_class_acc)
         if m.epochs_done:
-            self.query_one("#pane-classes", Pane).border_title = f"Per-class test accuracy · epoch {m.epochs_done}"
+            self._set_title("#pane-classes", f"Per-class test accuracy · epoch {m.epochs_done}")
 
     def _paint_weights(self) -> None:
         m = self.model
@@ -307,7 +332,6 @@ class DashboardScreen(Screen):
     def _paint_heatmap(self, snap: Snapshot | None) -> None:
         m = self.model
         heatmap = self.query_one(Heatmap)
-        pane = self.query_one("#pane-omega", Pane)
         c = m.num_classes
         if self.show_ratio:
             rsnap = m.ratio_at(self.snapshot_index)
@@ -318,14 +342,14 @@ class DashboardScreen(Screen):
             heatmap.set_matrix(rsnap.increase_ratio if rsnap else None, c, m.classes, 0.0, 1.0,
                                row_name="ω", col_name="class", empty_text=empty)
             where = f" · epoch {rsnap.epoch + 1}" if rsnap else ""
-            pane.border_title = f"Increase ratio{where} · {self._scrub_text()}"
+            self._set_title("#pane-omega", f"Increase ratio{where} · {self._scrub_text()}")
             return
         empty = "waiting for the first weights snapshot"
         if m.method == "erm":
             empty = "erm trains on plain cross-entropy: every weight is 1"
         heatmap.set_matrix(snap.omega if snap else None, c, m.classes, row_name="label", col_name="ω", empty_text=empty)
         where = f" · epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""
-        pane.border_title = f"ω heatmap{where} · {self._scrub_text()}"
+        self._set_title("#pane-omega", f"ω heatmap{where} · {self._scrub_text()}")
 
     def _paint_target(self, snap: Snapshot | None) -> None:
         m = self.model
@@ -401,8 +425,8 @@ class DashboardScreen(Screen):
     def action_back(self) -> None:
         if self.maximized is not None:
             self.minimize()
-        elif len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        else:
+            self.app.go_back()
 
     def action_stop(self) -> None:
         if self.status not in ("running", "starting"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -18,9 +17,3 @@ class EventsRead(Message):
     at_end: bool = False  # the reader has caught up with the file
     error: str = ""  # the file cannot be read (e.g. a newer schema): reading stopped
 
-
-@dataclass
-class RunLaunched(Message):
-    """This UI started an engine on a run directory."""
-
-    run_dir: Path = Path()

@@ -17,7 +17,7 @@ from .series import BoundedSeries
 
 MAX_SNAPSHOTS = 240  # ω snapshots kept for scrubbing (100 classes: ~80 kB each)
 MAX_LOG_LINES = 2000
-CURVE_POINTS = 2048
+CURVE_POINTS = 1024  # per curve: twice the braille resolution of a 250-column chart
 
 # Facets a pane can depend on.
 INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG = "info", "progress", "loss", "accuracy", "weights", "classes", "log"
@@ -317,9 +317,15 @@ class RunModel:
                 return snap
         return None
 
-    def take_dirty(self) -> set[str]:
-        dirty, self.dirty = self.dirty, set()
-        return dirty
+    def take_dirty(self, only: frozenset[str] | None = None, exclude: frozenset[str] | None = None) -> set[str]:
+        """The changed facets (those in `only`, or all but `exclude`), now marked clean."""
+        taken = set(self.dirty)
+        if only is not None:
+            taken &= only
+        if exclude is not None:
+            taken -= exclude
+        self.dirty -= taken
+        return taken
 
 
 def thin_snapshots(snapshots: list[Snapshot]) -> list[Snapshot]:

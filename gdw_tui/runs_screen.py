@@ -181,5 +181,4 @@ class RunsScreen(Screen):
         self.app.open_run(Path(run["path"]))
 
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
+        self.app.go_back()

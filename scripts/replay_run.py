@@ -71,7 +71,7 @@ def replay(args: argparse.Namespace) -> Path:
     cfg = run_config(args, source_events[0] if source_events else None)
     run_dir = create_run(Path(args.runs_dir), cfg)
     print(run_dir, flush=True)
-    lock = acquire_lock(run_dir)  # noqa: F841  (held until exit: the run is "running")
+    lock_fd = acquire_lock(run_dir)  # held while writing: the run's honest status is "running"
     summary = read_summary(run_dir)
     summary.update(status="running", started=time.time(), pid=os.getpid(), device="replay")
     write_summary(run_dir, summary)
@@ -115,6 +115,7 @@ def replay(args: argparse.Namespace) -> Path:
     summary.update(status=ended, ended=time.time(), wall_s=round(time.monotonic() - start, 3),
                    final_acc=last.get("final_acc"), best_acc=last.get("best_acc"), epoch=cfg["train"]["epochs"])
     write_summary(run_dir, summary)
+    os.close(lock_fd)
     return run_dir
 
 

@@ -176,7 +176,7 @@ def open_long_run(runs_dir: Path, size: tuple[int, int]) -> dict[str, float]:
     size_mb = (run_dir / "events.jsonl").stat().st_size / 1e6
     term = Terminal(ui_argv(runs_dir, run_dir), size)
     try:
-        at = term.wait_for("FINISHED", timeout=120)
+        at = term.wait_for("· final ", timeout=120)  # the header shows the final accuracy once run_end is read
         if at is None:
             raise RuntimeError("the dashboard did not finish reading the run")
         time.sleep(2.0)

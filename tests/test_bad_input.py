@@ -8,12 +8,9 @@ same engine.config functions; test_form_says_what_the_cli_says checks it gives t
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from engine.config import load_preset
-from engine.runs import LOCK, create_run, list_runs, read_summary, run_status, write_summary
+from engine.runs import LOCK, create_run, list_runs, read_summary, write_summary
 from gdw_tui.cli import app
 
 runner = CliRunner()

@@ -10,10 +10,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -106,6 +104,26 @@ def test_a_second_signal_stops_at_once(tmp_path):
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name != "last.pt"]
     shown = cli("show", run_dir.name, "--runs-dir", str(tmp_path))
     assert re.search(rf"^status\s+{status}\s*$", shown.stdout, re.M)
+
+
+def test_an_engine_killed_during_its_setup_is_interrupted_not_created(tmp_path):
+    """Killed after taking the run's lock but before its first event (e.g. while loading data)."""
+    cfg = load_preset("digits-unif60", {"train.epochs": 1, "train.device": "cpu"})
+    run_dir = create_run(tmp_path, cfg)
+    assert run_status(run_dir) == "created"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from engine.runs import acquire_lock; acquire_lock(Path(sys.argv[1])); "
+                               "print('locked', flush=True); time.sleep(60)", str(run_dir)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env=child_env())
+    assert holder.stdout.readline().strip() == "locked"
+    assert run_status(run_dir) == "running"
+    holder.kill()
+    holder.wait()
+    assert read_summary(run_dir)["status"] == "created" and run_status(run_dir) == "interrupted"
+    shown = cli("show", run_dir.name, "--runs-dir", str(tmp_path))
+    assert "start the run again with `gdw run`" in shown.stdout
+    resumed = cli("resume", run_dir.name, "--headless", "--runs-dir", str(tmp_path))
+    assert resumed.exit_code == 2 and "has no checkpoint yet" in resumed.stderr
 
 
 def test_runs_started_at_once_never_share_a_directory(tmp_path):

@@ -24,17 +24,7 @@ from engine.config import load_preset
 from engine.launch import launch_detached
 from engine.runs import create_run, read_summary, run_status, stop_run
 from gdw_tui.cli import app
-from lifecycle_helpers import (
-    SMALL,
-    child_env,
-    epoch_records,
-    events,
-    gdw,
-    gdw_popen,
-    last_line,
-    mid_epoch,
-    wait_for,
-)
+from lifecycle_helpers import SMALL, epoch_records, events, gdw_popen, last_line, mid_epoch
 
 EPOCHS = 3
 # Signal the engine at this iteration (or later) of the second epoch: after the first checkpoint,
@@ -87,6 +77,10 @@ def lifecycle(tmp_path_factory):
             # SIGKILL, or SIGTERM exactly as `gdw stop` sends it (test_cli drives `gdw stop` itself).
             if name.startswith("kill"):
                 os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                # As if the kill had come in the middle of writing a long line (a large weights event).
+                with open(run_dir / "events.jsonl", "a") as f:
+                    f.write('{"type":"weights","v":1,"t":1.0,"omega":[[0.1')
             else:
                 assert stop_run(run_dir)
             del pending[name]
@@ -150,6 +144,8 @@ def test_sigkill_mid_epoch_is_interrupted_and_resumes_exactly(lifecycle, method)
     assert show.exit_code == 0
     assert "interrupted" in show.stdout and f"gdw resume {job['run_dir'].name}" in show.stdout
     check_exact_resume(lifecycle, f"kill-{method}", method)
+    resume = next(e for e in events(job["run_dir"]) if e["type"] == "resume")
+    assert (resume["from_epoch"], resume["from_iter"]) == (1, 0)  # from the end-of-epoch-1 checkpoint
 
 
 def test_clean_stop_mid_epoch_checkpoints_and_resumes_exactly(lifecycle):
@@ -169,6 +165,7 @@ def test_clean_stop_mid_epoch_checkpoints_and_resumes_exactly(lifecycle):
     # The resumed segment starts at the stopped iteration: no step of epoch 2 before it is redone.
     after = events(job["run_dir"])
     resumed_at = next(i for i, e in enumerate(after) if e["type"] == "resume")
+    assert (after[resumed_at]["from_epoch"], after[resumed_at]["from_iter"]) == (1, stopped["iter"])
     first_step = next(e for e in after[resumed_at:] if e["type"] == "step")
     assert (first_step["epoch"], first_step["iter"]) == (1, stopped["iter"])
 
@@ -235,6 +232,28 @@ def test_exception_in_training_is_a_failure_with_traceback(tmp_path, monkeypatch
     assert resumed.exit_code == 0, resumed.output
     assert read_summary(run_dir)["status"] == "finished"
     assert [e["epoch"] for e in events(run_dir) if e["type"] == "epoch"] == [0, 1]
+
+
+def test_exception_while_setting_up_is_a_failure_too(tmp_path, monkeypatch):
+    """An exception before training starts (building the data or the model) is reported the same way."""
+    import engine.data
+
+    def broken(cfg, device):
+        raise RuntimeError("injected fault while loading the data")
+
+    monkeypatch.setattr(engine.data, "load_data", broken)
+    result = cli("run", "--headless", "digits-unif60", "--epochs", "1", *SMALL, "--runs-dir", str(tmp_path))
+    assert result.exit_code == 1
+    run_dir = the_run(tmp_path)
+    f = failure_event(run_dir)
+    assert f["message"] == "RuntimeError: injected fault while loading the data"
+    assert (f["epoch"], f["iter"]) == (None, None) and f["traceback"].startswith("Traceback (most recent call last):")
+    assert "injected fault while loading the data" in f["traceback"].splitlines()[-1]
+    s = read_summary(run_dir)
+    assert s["status"] == "failed" and s["message"] == f["message"] and run_status(run_dir) == "failed"
+    assert f"failed: {f['message']}" in result.stderr
+    shown = cli("show", run_dir.name, "--runs-dir", str(tmp_path))
+    assert f["message"] in shown.stdout and "Traceback (most recent call last):" in shown.stdout
 
 
 def test_second_signal_during_the_stop_fails_at_once(tmp_path, monkeypatch):

@@ -200,6 +200,18 @@ async def test_follows_a_growing_file_and_a_rewrite(runs: Path) -> None:
         await wait_until(pilot, lambda: screen.model.events_read == 5 and screen.model.epochs_done == 0, what="restart")
 
 
+async def test_escape_from_a_directly_opened_run_goes_to_the_presets(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("r")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, PresetsScreen) and isinstance(app.focused, PresetList)
+
+
 # --- runs screen, compare ------------------------------------------------------------------------
 
 

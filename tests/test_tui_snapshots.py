@@ -57,6 +57,13 @@ class TestDashboard:
 
         assert snap_compare(GdwApp(runs, open_run=runs / FINISHED_100), terminal_size=(160, 50), run_before=ratio)
 
+    def test_no_color(self, snap_compare, runs: Path, monkeypatch) -> None:
+        """NO_COLOR: Textual renders in monochrome; the heatmap's scale is monotonic in lightness, so it still reads."""
+        monkeypatch.setenv("NO_COLOR", "1")
+        app = GdwApp(runs, open_run=runs / FINISHED_10)
+        assert app.no_color
+        assert snap_compare(app, press=["2"], run_before=caught_up)
+
     def test_failed_run_80x24(self, snap_compare, runs: Path) -> None:
         assert snap_compare(GdwApp(runs, open_run=runs / FAILED), terminal_size=(80, 24), run_before=caught_up)
 

@@ -311,3 +311,42 @@ def test_ui_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_serve_runs_the_same_app_in_a_browser(monkeypatch, tmp_path: Path, capsys) -> None:
+    import types
+
+    from gdw_tui import app as app_module
+
+    served = {}
+
+    class FakeServer:
+        def __init__(self, command: str, host: str, port: int, title: str) -> None:
+            served.update(command=command, host=host, port=port)
+
+        def serve(self) -> None:
+            served["served"] = True
+
+    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
+    monkeypatch.setitem(sys.modules, "textual_serve.server", types.SimpleNamespace(Server=FakeServer))
+    app_module.run_tui(tmp_path / "runs", serve=True, port=8123)
+    assert served["served"] and served["host"] == "localhost" and served["port"] == 8123
+    assert "-m gdw_tui.app --runs-dir" in served["command"] and str((tmp_path / "runs").resolve()) in served["command"]
+    assert "http://localhost:8123" in capsys.readouterr().out
+
+
+def test_main_reports_a_missing_run(tmp_path: Path, capsys) -> None:
+    from gdw_tui.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--runs-dir", str(tmp_path), "no-such-run"])
+    assert exit_info.value.code == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_docs_key_tables_match_the_help_screen() -> None:
+    from gdw_tui.help_screen import help_text
+
+    docs = (Path(__file__).parent.parent / "docs" / "ui.md").read_text()
+    rows = [line for line in help_text().splitlines() if line.startswith("| `")]
+    assert rows and all(row in docs for row in rows), [row for row in rows if row not in docs]

@@ -64,6 +64,17 @@ def format_value(v: float) -> str:
     return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
 
 
+def cell_text(v: float, room: int) -> str:
+    """A value in at most `room` characters (the readout below always has the exact value)."""
+    if room >= 4:
+        return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"[:room]
+    if room == 3:
+        if 0 <= v < 1:
+            return f"{v:.2f}"[1:]  # .41
+        return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"[:3]
+    return ""
+
+
 class Heatmap(Widget, can_focus=True):
     """Shows one C×C matrix. The owner sets data with `set_matrix`; the cursor is kept across updates."""
 
@@ -105,7 +116,8 @@ class Heatmap(Widget, can_focus=True):
         self._view = (0, 0)  # first displayed (row, col) in display cells, for zoomed-in scrolling
         self._cache: list[Strip] | None = None
         self._cache_key: tuple = ()
-        self._tiles: tuple[int, int, list[float]] | None = None  # (block, n, means)
+        self._tiles: tuple[int, int, list[float], list[int]] | None = None  # (block, n, means, colour levels)
+        self._has_missing = False
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -128,6 +140,7 @@ class Heatmap(Widget, can_focus=True):
         self.lo = rng[0] if lo is None else lo
         self.hi = rng[1] if hi is None else hi
         self.row_name, self.col_name = row_name, col_name
+        self._has_missing = any(v != v for v in self.values)
         if empty_text is not None:
             self.empty_text = empty_text
         self._tiles = None
@@ -180,11 +193,17 @@ class Heatmap(Widget, can_focus=True):
         return self.zoom if self.zoom is not None else self.fit_block()
 
     def tiles(self) -> tuple[int, list[float]]:
+        """(n, means) of the n×n tiles at the current zoom; computed once per data and zoom."""
         b = self.block
         if self._tiles is None or self._tiles[0] != b:
             n, means = downsample(self.values, self.size_c, b)
-            self._tiles = (b, n, means)
+            lo, hi = self.lo, self.hi
+            self._tiles = (b, n, means, [level(v, lo, hi) for v in means])
         return self._tiles[1], self._tiles[2]
+
+    def tile_levels(self) -> list[int]:
+        self.tiles()
+        return self._tiles[3]
 
     # --- cursor and zoom -----------------------------------------------------------------------
 
@@ -350,13 +369,10 @@ class Heatmap(Widget, can_focus=True):
                     style = block_style(lvl) if lvl >= 0 else base + MUTED
                     text = " " * cw
                     if text_row:
-                        if lvl < 0:
-                            text = "·".center(cw)
-                        elif cw >= 5:
-                            text = (f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}")[: cw - 1].center(cw)
+                        text = ("·" if lvl < 0 else cell_text(v, cw - 1)).center(cw)
                     if a == r_cur and j == c_cur:
                         style = style + Style(reverse=True, bold=True)
-                        if text_row:
+                        if text_row and text.startswith(" "):
                             text = "▸" + text[1:]
                     segs.append(Segment(text, style))
                 rows.append(segs)
@@ -369,8 +385,7 @@ class Heatmap(Widget, can_focus=True):
         cols, term_rows = self._cols_avail(), self._rows_avail()
         cur_r, cur_c = self.cursor[0] // b, self.cursor[1] // b
         vr, vc = self._scroll_to_cursor(n, cols, term_rows, cur_r, cur_c)
-        lo, hi = self.lo, self.hi
-        levels = [level(v, lo, hi) for v in means]
+        levels = self.tile_levels()
         shown_cols = range(vc, min(n, vc + cols))
 
         # Column header: a class index wherever a multiple of 10 starts a column, if it fits.
@@ -439,7 +454,7 @@ class Heatmap(Widget, can_focus=True):
             rgb = level_rgb(round(k / max(1, bar_w - 1) * (LEVELS - 1)))
             segs.append(Segment(" ", Style(bgcolor=_rich_rgb(rgb))))
         segs.append(Segment(f" {hi}", base + MUTED))
-        if any(v != v for v in self.values):
+        if self._has_missing:
             segs.append(Segment("  · none", base + MUTED))
         if zoom:
             segs.append(Segment(f"  {zoom}", base + MUTED))

@@ -50,10 +50,13 @@ def format_tick(value: float, step: float) -> str:
 
 
 def data_range(curves: Sequence[Curve], axis: int) -> tuple[float, float] | None:
-    values = [p[axis] for c in curves for p in c.points if math.isfinite(p[axis])]
-    if not values:
-        return None
-    return min(values), max(values)
+    lo, hi = math.inf, -math.inf
+    for c in curves:
+        values = [p[axis] for p in c.points]
+        finite = [v for v in values if math.isfinite(v)] if not all(map(math.isfinite, values)) else values
+        if finite:
+            lo, hi = min(lo, min(finite)), max(hi, max(finite))
+    return (lo, hi) if lo <= hi else None
 
 
 def render_chart(
@@ -95,34 +98,12 @@ def render_chart(
     ticks = _y_ticks(y0, y1, y_step, plot_rows)
     gutter = max(len(t) for t in ticks.values()) + 1
     plot_w = width - gutter
-    px_w, px_h = plot_w * 2, plot_rows * 4
-    cells: list[list[int]] = [[0] * plot_w for _ in range(plot_rows)]
-    owner: list[list[int]] = [[-1] * plot_w for _ in range(plot_rows)]
-
-    def to_px(x: float, y: float) -> tuple[int, int]:
-        px = round((x - x0) / (x1 - x0) * (px_w - 1))
-        py = round((y1 - y) / (y1 - y0) * (px_h - 1))
-        return px, py
-
-    for ci, curve in enumerate(curves):
-        prev: tuple[int, int] | None = None
-        for x, y in curve.points:
-            if not (math.isfinite(x) and math.isfinite(y)):
-                prev = None
-                continue
-            p = to_px(x, y)
-            for qx, qy in _line(prev or p, p):
-                if 0 <= qx < px_w and 0 <= qy < px_h:
-                    row, col = qy // 4, qx // 2
-                    cells[row][col] |= BRAILLE_BITS[qx % 2][qy % 4]
-                    owner[row][col] = ci
-            prev = p
-        if len(curve.points) == 1 and prev is not None:  # a lone point (epoch 1) as a visible dot
-            px, py = prev
-            for qx, qy in ((px + 1, py), (px, py + 1), (px + 1, py + 1)):
-                if 0 <= qx < px_w and 0 <= qy < px_h:
-                    cells[qy // 4][qx // 2] |= BRAILLE_BITS[qx % 2][qy % 4]
-                    owner[qy // 4][qx // 2] = ci
+    px_h = plot_rows * 4
+    cells = [0] * (plot_w * plot_rows)
+    owner = [-1] * (plot_w * plot_rows)
+    for ci in reversed(range(len(curves))):  # the first curve is drawn last: it stays on top
+        curve = curves[ci]
+        _plot_curve(curve.points, ci, cells, owner, plot_w, px_h, (x0, x1, y0, y1))
 
     lines: list[list[Segment]] = []
     if legend:
@@ -131,7 +112,7 @@ def render_chart(
     for r in range(plot_rows):
         label = ticks.get(r)
         segs = [Segment((label or "").rjust(gutter - 1) + ("┤" if label else "│"), axis_style)]
-        segs += _plot_row(cells[r], owner[r], curves, base)
+        segs += _plot_row(cells[r * plot_w:(r + 1) * plot_w], owner[r * plot_w:(r + 1) * plot_w], curves, base)
         lines.append(segs)
     lines.append([Segment(" " * (gutter - 1) + "└" + "─" * plot_w, axis_style)])
     fmt = x_format or (lambda v: format_tick(v, nice_step(x1 - x0, 4)))
@@ -188,17 +169,72 @@ def _legend(curves: Sequence[Curve], width: int, base: Style) -> list[Segment]:
     return segs
 
 
-def _line(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:
-    """Bresenham's line from a to b, both ends included."""
-    (xa, ya), (xb, yb) = a, b
+def _plot_curve(points: Sequence[tuple[float, float]], ci: int, cells: list[int], owner: list[int],
+                plot_w: int, px_h: int, bounds: tuple[float, float, float, float]) -> None:
+    """Draw one curve into the braille cells.
+
+    Points are first reduced to one vertical span per pixel column (a long curve has many points
+    per column), then the spans are drawn and neighbouring columns joined: the cost follows the
+    chart's width, not the number of points.
+    """
+    x0, x1, y0, y1 = bounds
+    px_w = plot_w * 2
+    sx = (px_w - 1) / (x1 - x0)
+    sy = (px_h - 1) / (y1 - y0)
+    first: list[int | None] = [None] * px_w
+    last = [0] * px_w
+    low = [0] * px_w
+    high = [0] * px_w
+    isfinite = math.isfinite
+    for x, y in points:
+        if not (isfinite(x) and isfinite(y)):
+            continue
+        px = int((x - x0) * sx + 0.5)
+        if not 0 <= px < px_w:
+            continue
+        py = min(px_h - 1, max(0, int((y1 - y) * sy + 0.5)))
+        if first[px] is None:
+            first[px] = last[px] = low[px] = high[px] = py
+        else:
+            last[px] = py
+            if py < low[px]:
+                low[px] = py
+            elif py > high[px]:
+                high[px] = py
+
+    def dot(px: int, py: int) -> None:
+        k = (py >> 2) * plot_w + (px >> 1)
+        cells[k] |= BRAILLE_BITS[px & 1][py & 3]
+        owner[k] = ci
+
+    prev: int | None = None
+    drawn = 0
+    for px in range(px_w):
+        top = first[px]
+        if top is None:
+            continue
+        drawn += 1
+        for py in range(low[px], high[px] + 1):
+            dot(px, py)
+        if prev is not None:
+            _join(prev, last[prev], px, top, dot)
+        prev = px
+    if drawn == 1 and prev is not None:  # a lone point (epoch 1): a visible 2×2 dot
+        for dx, dy in ((1, 0), (0, 1), (1, 1)):
+            qx, qy = prev + dx, low[prev] + dy
+            if qx < px_w and qy < px_h:
+                dot(qx, qy)
+
+
+def _join(xa: int, ya: int, xb: int, yb: int, dot: Callable[[int, int], None]) -> None:
+    """Bresenham's line between two pixels (ends included)."""
     dx, dy = abs(xb - xa), -abs(yb - ya)
     sx, sy = (1 if xa < xb else -1), (1 if ya < yb else -1)
     err = dx + dy
-    out = []
     while True:
-        out.append((xa, ya))
+        dot(xa, ya)
         if xa == xb and ya == yb:
-            return out
+            return
         e2 = 2 * err
         if e2 >= dy:
             err += dy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from ..formatting import badge, format_acc, format_duration
 from ..run_model import RunModel
@@ -51,10 +51,22 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     return text
 
 
-class RunHeader(Static):
+class RunHeader(Widget):
+    """Fixed at two lines, so an update repaints these lines only (a Static would re-layout the screen)."""
+
     DEFAULT_CSS = """
     RunHeader { height: 2; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+
     def show(self, model: RunModel, status: str, now: float | None, reading: bool = False) -> None:
-        self.update(header_text(model, status, now, self.size.width or 80, reading))
+        text = header_text(model, status, now, self.size.width or 80, reading)
+        if text.plain != self.text.plain or text.spans != self.text.spans:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.text
