@@ -119,7 +119,9 @@ class DashboardScreen(Screen):
         self._repaint({INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG})
         # Wide: the heatmap takes the arrow keys. Narrow: the tab bar does (← → switch tabs).
         self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
-        self.follow_events()
+        # Reading starts after the first paint: parsing a long file in the worker thread would
+        # otherwise compete with it for the interpreter.
+        self.call_after_refresh(self.follow_events)
         self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:
@@ -405,7 +407,7 @@ class DashboardScreen(Screen):
 
     def action_toggle_ratio(self) -> None:
         self.show_ratio = not self.show_ratio
-        self._paint_weights()
+        self._paint_heatmap(self.model.snapshot_at(self.snapshot_index))  # the other panes do not change
 
     def action_scrub(self, step: int) -> None:
         n = len(self.model.snapshots)

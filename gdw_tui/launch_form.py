@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import ConfigError, coerce, load_preset, parse_set
+from engine.launch import check_device_available
 
 # form field -> the config field it sets
 FORM_FIELDS = {"method": "train.method", "seed": "train.seed", "epochs": "train.epochs", "device": "train.device"}
@@ -61,4 +62,10 @@ def validate(preset: str, values: dict[str, str], more: str, presets_dir: str | 
         result.cfg = load_preset(preset, overrides, presets_dir)
     except ConfigError as e:
         result.errors["preset"] = str(e)
+        return result
+    try:
+        check_device_available(result.cfg["train"]["device"])  # e.g. cuda on a machine without one
+    except ConfigError as e:
+        result.errors["device"] = str(e)
+        result.cfg = None
     return result

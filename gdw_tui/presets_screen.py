@@ -113,7 +113,7 @@ class PresetsScreen(Screen):
         self.query_one("#presets-main").border_title = "Preset"
         self.load_presets()
         self.query_one(PresetList).focus()
-        self.load_finished_runs()
+        self.call_after_refresh(self.load_finished_runs)  # estimates can wait for the first frame
 
     def on_screen_resume(self) -> None:
         self.load_finished_runs()

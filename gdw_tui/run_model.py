@@ -162,15 +162,19 @@ class RunModel:
     def _on_resume(self, e: dict[str, Any]) -> None:
         # Work after the checkpoint is redone: drop the points it had produced.
         done = int(e.get("from_epoch") or 0)
+        done_iters = done * self.iters_per_epoch + int(e.get("from_iter") or 0)
         if self.iters_per_epoch:
             for s in (self.loss, self.meta_loss, self.clean_weight, self.corrupted_weight):
-                _truncate(s, done * self.iters_per_epoch)
+                _truncate(s, done_iters)
+            self.snapshots = [s for s in self.snapshots if s.global_iter < done_iters]
+        else:
+            self.snapshots = [s for s in self.snapshots if s.epoch < done]
         for s in (self.test_acc, self.train_acc, self.meta_acc):
-            _truncate(s, done + 1)
-        self.snapshots = [s for s in self.snapshots if s.epoch < done]
+            _truncate(s, done + 1)  # epoch points sit at x = epoch + 1
         self.epoch_seconds = self.epoch_seconds[:done]
         self.epochs_done = min(self.epochs_done, done)
-        self._log(e, "info", f"resuming from {e.get('checkpoint', 'checkpoint')} after {done} epochs")
+        where = f"{done} epochs" + (f" and {e['from_iter']} iterations" if e.get("from_iter") else "")
+        self._log(e, "info", f"resuming from {e.get('checkpoint', 'checkpoint')} after {where}")
         self.dirty |= {PROGRESS, LOSS, ACCURACY, WEIGHTS, LOG}
 
     def _on_step(self, e: dict[str, Any]) -> None:

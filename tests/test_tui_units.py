@@ -162,8 +162,10 @@ class TestRunModel:
         model = RunModel()
         model.apply_all(list(synth_events(run_id="s", preset="p", epochs=4, iters_per_epoch=10, step_every=1, stop_after_epochs=2, end="stopped")))
         assert model.global_iter == 24
-        model.apply(make_event("resume", from_epoch=2, checkpoint="checkpoints/last.pt"))
-        assert max(x for x, _ in model.loss.points()) < 20
+        model.apply(make_event("resume", from_epoch=2, from_iter=3, checkpoint="checkpoints/last.pt"))
+        assert max(x for x, _ in model.loss.points()) == 22  # iterations 23, 24 are redone
+        assert max(x for x, _ in model.test_acc.points()) == 2.0 and model.epochs_done == 2
+        assert all(s.global_iter < 23 for s in model.snapshots)
         model.apply(make_event("run_start", run_id="s", epochs=4, iters_per_epoch=10, resumed=True, start_epoch=2, classes=[str(i) for i in range(10)]))
         assert model.ended == "" and len(model.segments) == 2
 
@@ -280,6 +282,15 @@ class TestLaunchForm:
         assert not result.ok
         assert result.errors[field] == str(expected.value)
         assert result.first_error() == str(expected.value)
+
+    def test_cuda_on_a_machine_without_one(self, monkeypatch) -> None:
+        import engine.launch
+
+        monkeypatch.setattr(engine.launch, "cuda_device_count", lambda: 0)
+        result = validate("digits-unif60", {"device": "cuda:1"}, "", None)
+        with pytest.raises(ConfigError) as expected:
+            engine.launch.check_device_available("cuda:1")
+        assert result.errors == {"device": str(expected.value)} and not result.ok
 
     def test_estimate_from_finished_runs(self, tmp_path: Path) -> None:
         from engine.runs import list_runs
