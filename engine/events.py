@@ -208,8 +208,10 @@ class EventTail:
     """Incremental reader of a growing `events.jsonl`.
 
     Handles a file that does not exist yet, a partial last line (kept until its newline
-    arrives), growth between reads, truncation or replacement (starts over), undecodable
-    lines (skipped and counted) and newer schema versions (SchemaError).
+    arrives), growth between reads, truncation or replacement (starts over; a file rewritten
+    in place is recognised by its first bytes even when it has already grown past the old read
+    position), undecodable lines (skipped and counted) and newer schema versions: the events
+    before the first newer one are returned, and the next read raises SchemaError.
     """
 
     path: str
@@ -217,7 +219,10 @@ class EventTail:
     skipped: int = 0
     _partial: bytes = b""
     _inode: int | None = None
+    _head: bytes = b""
     restarted: bool = field(default=False)
+
+    HEAD_BYTES = 256
 
     def read_new(self, max_bytes: int = 16 * 1024 * 1024) -> list[dict[str, Any]]:
         self.restarted = False
@@ -228,21 +233,24 @@ class EventTail:
         with f:
             # fstat of the open file, so the size and inode belong to the bytes we read.
             st = os.fstat(f.fileno())
-            if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-                # Replaced or truncated: read it again from the start.
+            head = f.read(self.HEAD_BYTES)
+            replaced = self._inode is not None and st.st_ino != self._inode
+            rewritten = head[: len(self._head)] != self._head
+            if replaced or rewritten or st.st_size < self.offset:
                 self.offset, self._partial, self.restarted = 0, b"", True
-            self._inode = st.st_ino
+            self._inode, self._head = st.st_ino, head
             if st.st_size == self.offset:
                 return []
             f.seek(self.offset)
             data = f.read(max_bytes)
-        start, partial, skipped = self.offset, self._partial, self.skipped
+        pos = self.offset - len(self._partial)  # file offset where `data` (with the partial line) starts
         self.offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()  # b"" when data ended with a newline
         events = []
         for raw in lines:
+            line_start, pos = pos, pos + len(raw) + 1
             if not raw.strip():
                 continue
             try:
@@ -256,8 +264,11 @@ class EventTail:
             try:
                 check_version(event)
             except SchemaError:
-                # Stay before the offending bytes, so every later read refuses the file too.
-                self.offset, self._partial, self.skipped = start, partial, skipped
+                # Stop before the newer event: what came before it is returned now, and every
+                # later read starts at this line and refuses it.
+                self.offset, self._partial = line_start, b""
+                if events:
+                    return events
                 raise
             events.append(event)
         return events

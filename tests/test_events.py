@@ -241,6 +241,7 @@ def test_newer_major_version_is_refused_and_stays_refused(tmp_path):
     path.write_bytes(line("log", message="ok") + b'{"type":"step","v":2,"t":1}\n')
     tail = EventTail(str(path))
     message = "events written with schema v2; this gdw-tui reads up to v1 — upgrade gdw-tui"
+    assert [e["message"] for e in tail.read_new()] == ["ok"]  # what came before the newer event is kept
     with pytest.raises(SchemaError) as info:
         tail.read_new()
     assert str(info.value) == message
@@ -296,3 +297,16 @@ def test_module_prints_the_schema():
         [sys.executable, "-m", "engine.events"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out == render_markdown()
+
+
+def test_file_rewritten_in_place_past_the_old_offset_is_read_again(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(line("log", message="old run"))
+    tail = EventTail(str(path))
+    assert [e["message"] for e in tail.read_new()] == ["old run"]
+    # Same inode, new content, already longer than the old read position.
+    with open(path, "r+b") as f:
+        f.write(line("log", message="NEW run, first") + line("log", message="NEW run, second"))
+    got = tail.read_new()
+    assert tail.restarted
+    assert [e["message"] for e in got] == ["NEW run, first", "NEW run, second"]
