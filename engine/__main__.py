@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .console import plain_line
+from .signals import STOP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["run", "resume"])
     parser.add_argument("--run-dir", required=True, type=Path)
     args = parser.parse_args(argv)
+    STOP.install()  # before torch is imported: an early `gdw stop` becomes a clean stop
 
     def show(event: dict) -> None:
         line = plain_line(event)

@@ -13,8 +13,6 @@ import math
 import os
 import platform
 import random
-import signal
-import threading
 import time
 import traceback
 import warnings
@@ -29,6 +27,7 @@ from . import __version__
 from .config import ConfigError, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
 from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
+from .signals import STOP
 from .stats import StepAccumulator, WeightAccumulator
 
 # torch.func.jvp loads torch's JVP decompositions, which call the deprecated torch.jit.script
@@ -146,7 +145,6 @@ class Run:
         self.wall_before = 0.0  # wall seconds of earlier segments
         self.steps = StepAccumulator(device, method=train["method"])
         self.weights = WeightAccumulator(self.C, device, method=train["method"], batch_size=self.batch_size)
-        self.stop_reason: str | None = None
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -308,7 +306,7 @@ class Run:
                     self._check_finite()  # a NaN weight must be reported as divergence, not fail the JSON encoder
                     self.emit("weights", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
                               epoch_end=False, increase_ratio=None, vnet=self._vnet_curve(), **self.weights.window())
-                if self.stop_reason is not None:
+                if STOP.reason is not None:
                     raise StopRequested
             self._check_finite()
             if events_on:
@@ -410,7 +408,15 @@ def train_run(run_dir: Path, resume: bool = False, on_event: Callable[[dict], No
     running) is raised before anything is marked running. Everything after that is reported
     in events.jsonl and summary.json: finished, stopped or failed (then the exception is re-raised).
     """
-    run_dir = Path(run_dir)
+    installed_here = STOP.install()  # `python -m engine` installs it earlier, before importing torch
+    try:
+        return _train_run(Path(run_dir), resume, on_event)
+    finally:
+        if installed_here:
+            STOP.uninstall()
+
+
+def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | None) -> dict[str, Any]:
     cfg = load_run_config(run_dir)
     summary = read_summary(run_dir)
     if resume and summary.get("status") == "finished":
@@ -458,7 +464,6 @@ def _report_setup_failure(run_dir: Path, e: BaseException, on_event: Callable[[d
 def _execute(run: Run, resume: bool) -> dict[str, Any]:
     run.segment_start = time.time()
     run.writer = EventWriter(run.run_dir / EVENTS, enabled=True)
-    previous = _install_signal_handlers(run)
     try:
         if resume:
             run.emit("resume", from_epoch=run.epoch, from_iter=run.iter, checkpoint=f"{CHECKPOINTS}/{CHECKPOINT}")
@@ -468,8 +473,8 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
             run.train()
         except StopRequested:
             run.checkpoint()
-            run.emit("stopped", epoch=run.epoch, iter=run.iter, reason=run.stop_reason)
-            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({run.stop_reason}) at epoch {run.epoch + 1}, iteration {run.iter}")
+            run.emit("stopped", epoch=run.epoch, iter=run.iter, reason=STOP.reason)
+            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({STOP.reason}) at epoch {run.epoch + 1}, iteration {run.iter}")
             return read_summary(run.run_dir)
         final = run.final_acc()
         run.emit("run_end", final_acc=round(final, 4), best_acc=round(run.best_acc, 4), best_epoch=run.best_epoch,
@@ -480,7 +485,6 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
         _report_failure(run, e)
         raise
     finally:
-        _restore_signal_handlers(previous)
         run.writer.close()
 
 
@@ -521,24 +525,3 @@ def _report_failure(run: Run, e: BaseException) -> None:
         run.update_summary(status="failed", ended=time.time(), message=message)
     except OSError:
         pass
-
-
-def _install_signal_handlers(run: Run) -> dict | None:
-    """SIGTERM/SIGINT: finish the iteration, checkpoint, write `stopped`. A second signal stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        if run.stop_reason is not None:
-            raise KeyboardInterrupt
-        run.stop_reason = signal.Signals(signum).name
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for s in previous:
-        signal.signal(s, handler)
-    return previous
-
-
-def _restore_signal_handlers(previous: dict | None) -> None:
-    for s, h in (previous or {}).items():
-        signal.signal(s, h)

@@ -40,12 +40,18 @@ class GdwApp(App):
         Binding("question_mark", "help", "help", key_display="?"),
     ]
 
-    def __init__(self, runs_dir: Path, presets_dir: str | None = None, open_run: Path | None = None) -> None:
+    def __init__(
+        self, runs_dir: Path, presets_dir: str | None = None, open_run: Path | None = None,
+        launched: subprocess.Popen | None = None,
+    ) -> None:
+        """`launched`: the engine `gdw run`/`gdw resume` started for `open_run` (quitting asks about it)."""
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.presets_dir = presets_dir
         self.open_run_dir = Path(open_run) if open_run else None
         self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
+        if launched is not None and self.open_run_dir is not None:
+            self.launched[self.open_run_dir] = launched
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
@@ -158,6 +164,7 @@ def run_tui(
     open_run: Path | None = None,
     serve: bool = False,
     port: int = 8000,
+    launched: subprocess.Popen | None = None,
 ) -> None:
     """Run the app in this terminal, or (serve=True) serve it to a browser on localhost."""
     runs_path = runs_dir_from(runs_dir)
@@ -172,7 +179,7 @@ def run_tui(
         print(f"gdw-tui: serving on http://localhost:{port} (Ctrl+C stops the server; runs keep going)", flush=True)
         Server(shlex.join(command), host="localhost", port=port, title="gdw-tui").serve()
         return
-    GdwApp(runs_path, presets_dir, open_run).run()
+    GdwApp(runs_path, presets_dir, open_run, launched).run()
 
 
 def main(argv: list[str] | None = None) -> None:

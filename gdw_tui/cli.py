@@ -126,8 +126,7 @@ def run(
     from engine.launch import launch_detached
     from gdw_tui.app import run_tui
 
-    launch_detached(run_dir)
-    run_tui(root, presets_dir, open_run=run_dir)
+    run_tui(root, presets_dir, open_run=run_dir, launched=launch_detached(run_dir))
 
 
 def _train_here(run_dir: Path, resume: bool) -> int:
@@ -244,7 +243,7 @@ def resume(
         return
     from gdw_tui.app import run_tui
 
-    run_tui(root, None, open_run=run_dir)
+    run_tui(root, None, open_run=run_dir, launched=proc)
 
 
 @app.command()

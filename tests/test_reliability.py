@@ -395,3 +395,20 @@ def test_full_disk_everywhere_still_gives_one_clear_line(tmp_path, monkeypatch):
     # The summary could not be updated (it still says running), but the status is honest.
     assert read_summary(run_dir)["status"] == "running"
     assert run_status(run_dir) == "interrupted"
+
+
+def test_a_stop_during_start_up_is_a_clean_stop(tmp_path):
+    """SIGTERM while the engine is still importing torch and loading data: remembered, then a clean stop."""
+    import time as _time
+
+    from engine.config import load_preset
+    from engine.launch import launch_detached
+    from engine.runs import create_run, run_status
+
+    run_dir = create_run(tmp_path, load_preset("digits-unif60"))
+    proc = launch_detached(run_dir)
+    _time.sleep(0.5)  # the engine has started but cannot have finished importing torch yet
+    proc.terminate()
+    assert proc.wait(timeout=120) == 0
+    assert run_status(run_dir) == "stopped"
+    assert (run_dir / "checkpoints" / "last.pt").exists()
