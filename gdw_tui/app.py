@@ -158,6 +158,14 @@ class GdwApp(App):
             self.push_screen(HelpScreen())
 
 
+def check_serve_available() -> None:
+    """--serve needs the optional textual-serve package; say how to get it instead of a traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("textual_serve") is None:
+        raise ConfigError("--serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)")
+
+
 def run_tui(
     runs_dir: Path | str | None,
     presets_dir: str | None = None,
@@ -169,6 +177,7 @@ def run_tui(
     """Run the app in this terminal, or (serve=True) serve it to a browser on localhost."""
     runs_path = runs_dir_from(runs_dir)
     if serve:
+        check_serve_available()
         from textual_serve.server import Server
 
         command = [sys.executable, "-m", "gdw_tui.app", "--runs-dir", str(runs_path.resolve())]
@@ -197,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             open_run = find_run(runs_dir, args.run)
         if args.presets_dir and not Path(args.presets_dir).expanduser().is_dir():
             raise ConfigError(f"presets directory not found: {args.presets_dir}")
+        if args.serve:
+            check_serve_available()
     except ConfigError as e:
         print(f"gdw-tui: {e}", file=sys.stderr)
         raise SystemExit(2) from None

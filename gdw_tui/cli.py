@@ -356,11 +356,14 @@ def tui(
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
     """Open the terminal UI (the same as `gdw-tui`)."""
+    from gdw_tui.app import check_serve_available, run_tui
+
     try:
         check_presets_dir(presets_dir)
+        if serve:
+            check_serve_available()
     except ConfigError as e:
         fail(str(e))
-    from gdw_tui.app import run_tui
 
     run_tui(runs_dir_from(runs_dir), presets_dir, serve=serve)
 
