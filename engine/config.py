@@ -198,6 +198,16 @@ def check_device_syntax(device: str) -> None:
     raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N (got {device!r})")
 
 
+def cuda_index(spec: str, count: int) -> int:
+    """The index of a `cuda`/`cuda:N` device among `count` CUDA devices; ConfigError if it is not there."""
+    index = int(spec.split(":")[1]) if ":" in spec else 0
+    if count == 0:
+        raise ConfigError(f"device '{spec}' is not available: no CUDA device found; use --device cpu or auto")
+    if index >= count:
+        raise ConfigError(f"device '{spec}' is not available: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    return index
+
+
 def parse_set(item: str) -> tuple[str, str]:
     """`section.key=value` from the command line."""
     name, sep, value = item.partition("=")

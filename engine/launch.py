@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import ConfigError
+from .config import cuda_index
 from .runs import LOG
 
 
@@ -33,12 +33,7 @@ def check_device_available(spec: str) -> None:
     spec = spec.strip().lower()
     if not spec.startswith("cuda"):
         return
-    count = cuda_device_count()
-    index = int(spec.split(":")[1]) if ":" in spec else 0
-    if count == 0:
-        raise ConfigError(f"device '{spec}' is not available: no CUDA device found; use --device cpu or auto")
-    if index >= count:
-        raise ConfigError(f"device '{spec}' is not available: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    cuda_index(spec, cuda_device_count())
 
 
 def engine_command(run_dir: Path, resume: bool = False) -> list[str]:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .config import ConfigError, resolved_arch
+from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
 from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
 from .signals import STOP
@@ -57,13 +57,8 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
         return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"device '{spec}' is not available: no CUDA device found; use --device cpu or auto")
-    index = int(spec.split(":")[1]) if ":" in spec else 0
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise ConfigError(f"device '{spec}' is not available: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
-    return torch.device(f"cuda:{index}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return torch.device(f"cuda:{cuda_index(spec, count)}")
 
 
 def device_name(device: torch.device) -> str:

@@ -160,10 +160,10 @@ class GdwApp(App):
 
 def check_serve_available() -> None:
     """--serve needs the optional textual-serve package; say how to get it instead of a traceback."""
-    import importlib.util
-
-    if importlib.util.find_spec("textual_serve") is None:
-        raise ConfigError("--serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)")
+    try:
+        import textual_serve.server  # noqa: F401
+    except ImportError:
+        raise ConfigError("--serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)") from None
 
 
 def run_tui(

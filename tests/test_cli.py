@@ -208,14 +208,14 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path):
 
 
 def test_tui_serve_without_textual_serve_is_one_line(monkeypatch, tmp_path):
-    import importlib.util
+    import sys
 
     from typer.testing import CliRunner
 
     from gdw_tui.cli import app
 
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "textual_serve" else real_find_spec(name, *a))
+    monkeypatch.setitem(sys.modules, "textual_serve", None)  # as if not installed: importing it fails
+    monkeypatch.setitem(sys.modules, "textual_serve.server", None)
     result = CliRunner().invoke(app, ["tui", "--serve", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: --serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)"
