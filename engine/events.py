@@ -13,7 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -312,10 +312,6 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return 0
-
-
-def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    yield from read_events(path)
 
 
 def render_markdown() -> str:

@@ -67,6 +67,12 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def one_line(e: BaseException) -> str:
+    """`Type: first line of the message`, for failure events and summaries."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}".rstrip(": ")
+
+
 def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
     """lr_e = lr · (1 + cos(π e / E)) / 2, set once per epoch (GDW-SPEC §5)."""
     return base_lr * (1 + math.cos(math.pi * epoch / epochs)) / 2
@@ -174,7 +180,7 @@ class Run:
             "history": self.history,
             "best_acc": self.best_acc,
             "best_epoch": self.best_epoch,
-            "wall_s": self.wall_before + (time.time() - self.segment_start),
+            "wall_s": self.wall(),
             "order_gen": self.order_gen.get_state(),
             "meta_gen": self.meta_gen.get_state(),
             "aug_gen": self.aug_gen.get_state(),
@@ -211,7 +217,7 @@ class Run:
             self.optimizer.load_state_dict(state["optimizer"])
             self.method.load_state_dict(state["method"])
         except Exception as e:  # a truncated or foreign file
-            raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
         self.epoch, self.iter = state["epoch"], state["iter"]
         self.epoch_perm, self.meta_perm, self.meta_pos = state["epoch_perm"], state["meta_perm"], state["meta_pos"]
         self.history = state["history"]
@@ -277,8 +283,7 @@ class Run:
                 idx = self.epoch_perm[it * self.batch_size : (it + 1) * self.batch_size]
                 idx_dev = idx.to(self.device, non_blocking=True)
                 x = self._to_format(self.data.train.batch(idx, self.augment, self.aug_gen))
-                y = self.train_labels[idx_dev]
-                meta_idx = None
+                y, y_true = self.train_labels[idx_dev], self.train_true[idx_dev]
                 x_meta = y_meta = None
                 if self.method.uses_meta:
                     meta_idx = self._next_meta_indices()
@@ -286,9 +291,9 @@ class Run:
                     y_meta = self.meta_labels[meta_idx.to(self.device, non_blocking=True)]
                 with self.autocast:
                     stats = self.method.step(x, y, x_meta, y_meta, lr=lr)
-                self.steps.add(stats, y, self.train_true[idx_dev], y_meta, self.epoch * self.iters_per_epoch + it)
+                self.steps.add(stats, y, y_true, y_meta, self.epoch * self.iters_per_epoch + it)
                 if events_on:
-                    self.weights.add(stats, y, self.train_true[idx_dev])
+                    self.weights.add(stats, y, y_true)
                 self.iter += 1
                 last = self.iter == self.iters_per_epoch
                 now = time.time()
@@ -299,16 +304,19 @@ class Run:
                     last_step_event = now
                 if events_on and not last and self.iter % weights_every == 0:
                     self._check_finite()  # a NaN weight must be reported as divergence, not fail the JSON encoder
-                    self.emit("weights", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
-                              epoch_end=False, increase_ratio=None, vnet=self._vnet_curve(), **self.weights.window())
+                    self._emit_weights(it, epoch_end=False)
                 if STOP.reason is not None:
                     raise StopRequested
             self._check_finite()
             if events_on:
-                self.emit("weights", epoch=self.epoch, iter=self.iter - 1,
-                          global_iter=self.epoch * self.iters_per_epoch + self.iter - 1, epoch_end=True,
-                          increase_ratio=self.weights.increase_ratio(), vnet=self._vnet_curve(), **self.weights.window())
+                self._emit_weights(self.iter - 1, epoch_end=True)
             self._end_epoch(lr, time.time() - epoch_start)
+
+    def _emit_weights(self, it: int, epoch_end: bool) -> None:
+        """A weights snapshot since the last one; Table 6's increase ratio only at an epoch's end."""
+        self.emit("weights", epoch=self.epoch, iter=it, global_iter=self.epoch * self.iters_per_epoch + it,
+                  epoch_end=epoch_end, increase_ratio=self.weights.increase_ratio() if epoch_end else None,
+                  vnet=self._vnet_curve(), **self.weights.window())
 
     def _to_format(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg["train"]["channels_last"] and x.dim() == 4:
@@ -439,7 +447,7 @@ def _report_setup_failure(run_dir: Path, e: BaseException, on_event: Callable[[d
     if isinstance(e, KeyboardInterrupt):
         message, tb = "interrupted during setup, before training started", None
     else:
-        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        message = one_line(e)
         tb = traceback.format_exc()
     try:
         writer = EventWriter(run_dir / EVENTS)
@@ -509,7 +517,7 @@ def _report_failure(run: Run, e: BaseException) -> None:
         kind, it, message, tb = "error", run.iter, "interrupted by a second signal before a clean stop", None
     else:
         kind, it = "error", run.iter
-        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        message = one_line(e)
         tb = traceback.format_exc()
     # On a full disk either write may fail; each is tried, and the exception still propagates.
     try:
