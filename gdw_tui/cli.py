@@ -23,7 +23,6 @@ from engine.runs import (
 )
 
 
-
 class OneLineErrors(typer.core.TyperGroup):
     """Usage errors (a value of the wrong type, a missing argument, an unknown option) end like
     every other bad input: one line on stderr and exit code 2, not Typer's usage box."""
@@ -43,7 +42,7 @@ class OneLineErrors(typer.core.TyperGroup):
                 if message:
                     print(message, file=sys.stderr)
             else:
-                err.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+                print_error(" ".join(message.split()))
             sys.exit(e.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -57,8 +56,12 @@ PLAIN_STEP_EVERY_S = 30.0
 PresetsDir = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)")
 
 
-def fail(message: str) -> None:
+def print_error(message: str) -> None:
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    print_error(message)
     raise typer.Exit(2)
 
 
