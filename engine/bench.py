@@ -1,7 +1,7 @@
 """`gdw bench`: time one training iteration of each method, and the augmentation pipelines.
 
 Every method is timed through the public API (`make_method(...).step`) on CIFAR-shaped random
-data, after warm-up, over N iterations: median, quartiles and the ratio to ERM. "gdw-naive"
+data, after warm-up, over N iterations taken in turns: median, quartiles and the ratio to ERM. "gdw-naive"
 is GDW written the authors' way (engine.bench_naive), timed side by side in the same process.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .allocator import keep_freed_memory
 from .config import ConfigError
 from .trainer import device_name, resolve_device
 
@@ -51,35 +52,46 @@ def _setup(method: str, arch: str, num_classes: int, device: torch.device, chann
     return m, in_shape
 
 
-def time_method(
-    method: str, arch: str = "resnet32", batch_size: int = 100, device: str = "cpu", warmup: int = 2,
+def time_methods(
+    methods: tuple[str, ...], arch: str = "resnet32", batch_size: int = 100, device: str = "cpu", warmup: int = 2,
     iters: int = 10, num_classes: int = 10, channels_last: bool = False, compile_: bool = False, bf16: bool = False,
-) -> dict[str, Any]:
-    """Seconds per iteration of one method: median, quartiles, min, max over `iters` timed steps."""
+) -> list[dict[str, Any]]:
+    """Seconds per iteration of each method: median, quartiles, min, max over `iters` timed steps.
+
+    The methods take turns, one iteration each per round, so a slow spell of the machine (a busy
+    neighbour, a frequency drop) lands on all of them alike and the ratios stay meaningful.
+    """
     dev = resolve_device(device)
     if bf16 and dev.type != "cuda":
         raise ConfigError("--bf16 needs a CUDA device (bf16 autocast is a GPU option)")
-    m, in_shape = _setup(method, arch, num_classes, dev, channels_last, compile_)
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(batch_size, *in_shape, generator=g).to(dev)
-    y = torch.randint(0, num_classes, (batch_size,), generator=g).to(dev)
-    xm = torch.randn(batch_size, *in_shape, generator=g).to(dev)
-    ym = torch.randint(0, num_classes, (batch_size,), generator=g).to(dev)
-    if channels_last and len(in_shape) == 3:
-        x, xm = x.contiguous(memory_format=torch.channels_last), xm.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    times = []
+    steps = {}
+    for method in methods:
+        m, in_shape = _setup(method, arch, num_classes, dev, channels_last, compile_)
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(batch_size, *in_shape, generator=g).to(dev)
+        y = torch.randint(0, num_classes, (batch_size,), generator=g).to(dev)
+        xm = torch.randn(batch_size, *in_shape, generator=g).to(dev)
+        ym = torch.randint(0, num_classes, (batch_size,), generator=g).to(dev)
+        if channels_last and len(in_shape) == 3:
+            x, xm = x.contiguous(memory_format=torch.channels_last), xm.contiguous(memory_format=torch.channels_last)
+        steps[method] = (m, (x, y, xm, ym))
+    times: dict[str, list[float]] = {method: [] for method in methods}
     for i in range(warmup + iters):
-        _sync(dev)
-        t0 = time.perf_counter()
-        with autocast:
-            m.step(x, y, xm, ym, lr=0.1)
-        _sync(dev)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
-    return {"method": method, "median_s": statistics.median(times), "p25_s": q[0], "p75_s": q[2],
-            "min_s": min(times), "max_s": max(times), "iters": iters}
+        for method, (m, batch) in steps.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            with autocast:
+                m.step(*batch, lr=0.1)
+            _sync(dev)
+            if i >= warmup:
+                times[method].append(time.perf_counter() - t0)
+    results = []
+    for method, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        results.append({"method": method, "median_s": statistics.median(ts), "p25_s": q[0], "p75_s": q[2],
+                        "min_s": min(ts), "max_s": max(ts), "iters": iters})
+    return results
 
 
 def time_augmentation(device: str = "cpu", batch_size: int = 100, n_images: int = 5000) -> dict[str, float]:
@@ -118,23 +130,24 @@ def time_augmentation(device: str = "cpu", batch_size: int = 100, n_images: int 
 def run_bench(
     methods: tuple[str, ...] = BENCH_METHODS, arch: str = "resnet32", batch_size: int = 100, device: str = "cpu",
     warmup: int = 2, iters: int = 10, num_classes: int = 10, channels_last: bool = False, compile_: bool = False,
-    bf16: bool = False, augmentation: bool = True, threads: int | None = None,
+    bf16: bool = False, augmentation: bool = True, threads: int | None = None, malloc_tuning: bool = True,
 ) -> dict[str, Any]:
     for m in methods:
         if m not in BENCH_METHODS:
             raise ConfigError(f"unknown method '{m}' for bench; valid: {', '.join(BENCH_METHODS)}")
     if threads:
         torch.set_num_threads(threads)
+    if malloc_tuning:
+        malloc_tuning = keep_freed_memory()
     dev = resolve_device(device)
-    results = [time_method(m, arch, batch_size, device, warmup, iters, num_classes, channels_last, compile_, bf16)
-               for m in methods]
+    results = time_methods(methods, arch, batch_size, device, warmup, iters, num_classes, channels_last, compile_, bf16)
     by_name = {r["method"]: r for r in results}
     for r in results:
         r["x_erm"] = r["median_s"] / by_name["erm"]["median_s"] if "erm" in by_name else None
     out: dict[str, Any] = {
         "device": str(dev), "device_name": device_name(dev), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "arch": arch, "batch_size": batch_size,
-        "num_classes": num_classes, "options": {"channels_last": channels_last, "compile": compile_, "bf16": bf16},
+        "num_classes": num_classes, "options": {"channels_last": channels_last, "compile": compile_, "bf16": bf16, "malloc_tuning": malloc_tuning},
         "methods": results,
     }
     if "gdw" in by_name and "mwnet" in by_name:

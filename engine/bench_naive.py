@@ -1,8 +1,10 @@
 """GDW written the way GDW-SPEC §6 describes the authors' code — for `gdw bench` only.
 
 Per iteration it rebuilds the model twice (construct + load_state_dict), forwards the training
-batch three times, runs one backward whose result is thrown away, and gets the meta-gradient
-by differentiating through a create_graph double backward. It computes the same numbers as
+batch three times, runs one backward through the network whose result is thrown away, and gets
+the meta-gradient by differentiating through a create_graph double backward. As in that code,
+the logit error p − y keeps its graph through the softmax (only p's value is clamped), so the
+thrown-away backward and the meta backward also flow through the network via p. It computes the same numbers as
 engine.methods' GDW (a test checks that), so the benchmark compares like with like.
 """
 
@@ -47,8 +49,11 @@ class NaiveGDW:
         names = [n for n, _ in meta_model.named_parameters()]
         params = [p for _, p in meta_model.named_parameters()]
         out = meta_model(x)
-        p = torch.softmax(out, 1).detach().clamp(0, P_MAX)
-        error = p - F.one_hot(y, self.C).to(out.dtype)
+        # As there, only p's value is clamped (p.data): p keeps its graph into the network, so the
+        # thrown-away backward below and the double backward both run through the whole model.
+        p_graph = torch.softmax(out, 1)
+        p = p_graph.detach().clamp(0, P_MAX)
+        error = p_graph + (p - p_graph).detach() - F.one_hot(y, self.C).to(out.dtype)
         losses = F.cross_entropy(out, y, reduction="none").detach()
         omega = zero_mean_constraint(self.vnet(losses).expand(B, self.C), p, y)
         G = error * omega / B

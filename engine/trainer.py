@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
 from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
@@ -420,6 +421,7 @@ def train_run(run_dir: Path, resume: bool = False, on_event: Callable[[dict], No
 
 
 def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | None) -> dict[str, Any]:
+    keep_freed_memory()
     cfg = load_run_config(run_dir)
     summary = read_summary(run_dir)
     if resume and summary.get("status") == "finished":

@@ -385,6 +385,8 @@ def bench(
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the plain forward (ERM)"),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast (CUDA)"),
     augmentation: bool = typer.Option(True, "--augmentation/--no-augmentation", help="also time the data pipelines"),
+    malloc_tuning: bool = typer.Option(True, "--malloc-tuning/--system-malloc",
+                                       help="keep freed memory for reuse, as training does (engine.allocator)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Time one iteration of each method (and the augmentation pipelines): median, spread, ratio to ERM."""
@@ -400,7 +402,7 @@ def bench(
         from engine.bench import run_bench
 
         result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
-                           augmentation, threads)
+                           augmentation, threads, malloc_tuning)
     except ConfigError as e:
         fail(str(e))
     if as_json:

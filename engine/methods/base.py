@@ -3,7 +3,8 @@
 Every method does: one forward of the training batch (graph kept), optionally a meta step
 that yields ∂L_meta/∂w for the logit-gradient weights w, then the actual update, which
 back-propagates a weighted logit gradient G through the SAME forward. No model is rebuilt
-and the training batch is forwarded once (plus one forward-mode pass for the meta-gradient).
+and the training batch is forwarded once (plus one tangent-only forward-mode pass for the
+meta-gradient, which reuses the values that forward recorded: engine.methods.forward_trace).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from ..vnet import VNet
+from .forward_trace import RecordedForward, record_forward
 
 
 @dataclass
@@ -59,6 +61,7 @@ def meta_gradient(
     y_meta: torch.Tensor,
     lr: float,
     zero_weights: bool = False,
+    recorded: RecordedForward | None = None,
 ) -> MetaGradient:
     """∂L_meta/∂w for one virtual SGD step θ' = θ − lr · Jᵀ(error ⊙ w / B)   (GDW-SPEC §2, steps 3–4).
 
@@ -73,8 +76,10 @@ def meta_gradient(
 
     where J u, the Jacobian of the training logits w.r.t. θ applied to u, is one
     Jacobian-vector product. This is exact — the same numbers as differentiating through a
-    create_graph double backward — and cheaper. BatchNorm runs in train mode on copies of the
-    running statistics, so the real model's statistics only see the real forward.
+    create_graph double backward — and cheaper. With `recorded` (the training forward made by
+    `record_forward`) only the tangents are computed; without it `torch.func.jvp` recomputes the
+    forward too. BatchNorm runs in train mode on copies of the running statistics, so the real
+    model's statistics only see the real forward.
     """
     batch = logits.shape[0]
     names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -95,9 +100,12 @@ def meta_gradient(
     tangents = {n: (t if t is not None else torch.zeros_like(virtual[n])) for n, t in zip(names, u)}
 
     # J u: one forward-mode pass of the training batch at θ.
-    # The statistics are copied inside the function: a transform may not mutate captured tensors.
-    primals = {n: p.detach() for n, p in zip(names, params)}
-    _, ju = jvp(lambda p: functional_call(model, (p, _buffer_copies(model)), (x,)), (primals,), (tangents,))
+    if recorded is not None:
+        ju = recorded.jvp(tangents)
+    else:
+        # The statistics are copied inside the function: a transform may not mutate captured tensors.
+        primals = {n: p.detach() for n, p in zip(names, params)}
+        _, ju = jvp(lambda p: functional_call(model, (p, _buffer_copies(model)), (x,)), (primals,), (tangents,))
 
     d_weights = -(lr / batch) * error * ju
     if weights.shape[1] == 1:
@@ -135,6 +143,7 @@ class Method:
         self.optimizer = optimizer
         self.outer_lr = outer_lr
         self.clip = clip
+        self._recorded: RecordedForward | None = None
         self.vnet: VNet | None = None
         self.vnet_optimizer: torch.optim.Optimizer | None = None
         if self.uses_vnet:
@@ -155,15 +164,28 @@ class Method:
         if self.uses_meta and (x_meta is None or y_meta is None):
             raise ValueError(f"method {self.name} needs a meta batch (x_meta, y_meta)")
         self.model.train()
-        logits = self.model(x)  # the one forward of the training batch; its graph serves both steps
+        # The one forward of the training batch; its graph serves both steps. Meta methods record
+        # it, so that the meta-gradient's forward-mode pass computes tangents only.
+        if self.uses_meta:
+            logits, self._recorded = record_forward(self.model, x)
+        else:
+            logits = self.model(x)
         losses = F.cross_entropy(logits, y, reduction="none")
-        stats = self._iteration(x, y, logits, losses.detach(), x_meta, y_meta, lr)
+        try:
+            stats = self._iteration(x, y, logits, losses.detach(), x_meta, y_meta, lr)
+        finally:
+            self._recorded = None  # the recorded values are this iteration's only
         set_lr(self.optimizer, lr)
         self.optimizer.step()
         return stats
 
     def _iteration(self, x, y, logits, losses, x_meta, y_meta, lr) -> StepStats:  # pragma: no cover
         raise NotImplementedError
+
+    def _meta_gradient(self, x, logits, error, weights, x_meta, y_meta, lr, zero_weights=False) -> MetaGradient:
+        """`meta_gradient` on this method's model, with this iteration's recorded forward."""
+        return meta_gradient(self.model, x, logits, error, weights, x_meta, y_meta, lr,
+                             zero_weights=zero_weights, recorded=self._recorded)
 
     def _actual_update(self, logits: torch.Tensor, grad_logits: torch.Tensor) -> None:
         """Back-propagate the weighted logit gradient G through the retained forward into θ."""

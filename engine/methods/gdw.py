@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, StepStats, meta_gradient, one_hot
+from .base import Method, StepStats, one_hot
 
 # ω is clamped to this range after the outer step (GDW-SPEC §2, step 4).
 OMEGA_MIN, OMEGA_MAX = 1e-6, 1e6
@@ -46,7 +46,7 @@ class GDW(Method):
         omega = self._constrain(self.vnet(losses).expand(batch, classes), p, y)
 
         # Steps 3–4: meta-gradient ∂L_meta/∂ω (after the constraint); Adam step on φ through it.
-        meta = meta_gradient(self.model, x, logits, error, omega, x_meta, y_meta, lr)
+        meta = self._meta_gradient(x, logits, error, omega, x_meta, y_meta, lr)
         self._vnet_step(omega, meta.d_weights)
 
         # Outer step on ω: normalised, clipped, then clamped.

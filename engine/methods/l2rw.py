@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, StepStats, meta_gradient, one_hot
+from .base import Method, StepStats, one_hot
 
 
 class L2RW(Method):
@@ -14,7 +14,7 @@ class L2RW(Method):
         # ε_i = 0: the virtual loss Σ ε_i ℓ_i goes through the (unclamped) softmax.
         error = (torch.softmax(logits.detach(), dim=1) - one_hot(y, self.num_classes, logits)).detach()
         eps = torch.zeros(len(y), 1, dtype=logits.dtype, device=logits.device)
-        meta = meta_gradient(self.model, x, logits, error, eps, x_meta, y_meta, lr, zero_weights=True)
+        meta = self._meta_gradient(x, logits, error, eps, x_meta, y_meta, lr, zero_weights=True)
 
         # w_i = max(−∂L_meta/∂ε_i, 0), normalised to sum 1 unless every w_i is 0.
         w = torch.clamp(-meta.d_weights.reshape(-1), min=0)

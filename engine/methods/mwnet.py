@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, StepStats, meta_gradient, one_hot
+from .base import Method, StepStats, one_hot
 
 
 class MWNet(Method):
@@ -16,7 +16,7 @@ class MWNet(Method):
         # The virtual loss mean_i(v_i ℓ_i) goes through the (unclamped) softmax: error = p − y.
         error = (torch.softmax(logits.detach(), dim=1) - one_hot(y, self.num_classes, logits)).detach()
         v = self.vnet(losses)  # B×1, graph into φ
-        meta = meta_gradient(self.model, x, logits, error, v, x_meta, y_meta, lr)
+        meta = self._meta_gradient(x, logits, error, v, x_meta, y_meta, lr)
         self._vnet_step(v, meta.d_weights)
 
         # Actual step with the updated φ, no gradient into φ: loss mean_i(w_i ℓ_i).
