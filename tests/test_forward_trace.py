@@ -168,3 +168,10 @@ def test_add_rule_broadcasts_the_tangent():
     assert got.shape == (5, 3)
     torch.testing.assert_close(got, reference_jvp(model, x, tangents), rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(got, tangents["offset"].expand(5, 3))
+
+
+def test_tangent_pass_builds_no_autograd_graph():
+    model = build_model("resnet32", 10, (3, 16, 16)).train()
+    out, recorded = record_forward(model, torch.randn(4, 3, 16, 16))
+    assert out.requires_grad
+    assert not recorded.jvp(random_tangents(model)).requires_grad
