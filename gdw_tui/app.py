@@ -8,6 +8,7 @@ when first shown, so `gdw-tui` paints its first frame quickly.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shlex
 import subprocess
@@ -27,6 +28,23 @@ from .presets_screen import PresetsScreen
 
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
 FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
+FULL_GC_EVERY_S = 60.0
+
+
+def keep_gc_out_of_the_way(app: App) -> None:
+    """Stop Python's full garbage collections from stalling keys.
+
+    A full collection walks every live object: with Textual's caches and a followed run that is
+    50–120 ms on a small server, long enough to delay a key past 100 ms when it lands inside a
+    frame (measured with scripts/ui_bench.py). After the first frame the objects made at start-up
+    (modules, widgets) are frozen out of collection; automatic full collections are turned off
+    (the young generations still run, and most garbage is freed by reference counting anyway);
+    one full collection runs between frames once a minute for the cycles that remain.
+    """
+    gc.freeze()
+    young0, young1, _ = gc.get_threshold()
+    gc.set_threshold(young0, young1, 1 << 30)
+    app.set_interval(FULL_GC_EVERY_S, gc.collect)
 
 
 class GdwApp(App):
@@ -62,6 +80,7 @@ class GdwApp(App):
             self.open_run(self.open_run_dir)
         else:
             self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))
+        self.call_after_refresh(keep_gc_out_of_the_way, self)
         if os.environ.get(FIRST_FRAME_ENV):
             self.call_after_refresh(self._report_first_frame)
 

@@ -3,7 +3,8 @@
 A thread worker reads the file in bounded batches and posts them; the screen folds them into a
 RunModel on the UI thread (one batch in flight, so a slow paint slows the reader instead of
 piling up memory) and repaints the panes whose data changed at bounded rates (FAST_HZ for the
-header and log, SLOW_HZ for charts, heatmap and bars).
+header and log, SLOW_HZ for charts, heatmap and bars). The heavy panes (heatmap, weights, bars)
+are painted a frame after the charts, so no single frame is long enough to delay a key.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from .widgets.run_header import RunHeader
 FAST_HZ = 10
 SLOW_HZ = 2
 FAST_FACETS = frozenset({INFO, PROGRESS, LOG})
+HEAVY_FACETS = frozenset({WEIGHTS, CLASSES})  # painted in a frame of their own,
+HEAVY_AFTER_S = 0.1  # this long after the charts
 LIVE_POLL_S = 0.1
 IDLE_POLL_S = 1.0
 WIDE_MIN = (120, 32)  # below this the panes become tabs
@@ -268,7 +271,12 @@ class DashboardScreen(Screen):
         self._pending[kind] = False
         self._last_paint[kind] = time.monotonic()
         facets = self.model.take_dirty(FAST_FACETS if kind == "fast" else None, exclude=FAST_FACETS if kind == "slow" else None)
-        self._repaint(facets)
+        light, heavy = facets - HEAVY_FACETS, facets & HEAVY_FACETS
+        if light and heavy:
+            self._repaint(light)
+            self.set_timer(HEAVY_AFTER_S, partial(self._repaint, heavy))  # its own frame: keys get in between
+        else:
+            self._repaint(facets)
 
     def _repaint_now(self) -> None:
         for kind in self._last_paint:

@@ -164,6 +164,7 @@ def follow(runs_dir: Path, size: tuple[int, int], steps_per_s: float, seconds: f
         "rss_mb_max": max(rss_samples + [rss]), "rss_mb_peak_hwm": peak,
         "key_latency_ms_median": 1000 * statistics.median(latencies),
         "key_latency_ms_max": 1000 * max(latencies), "keys": len(latencies),
+        "key_latencies_ms": [round(1000 * v, 1) for v in latencies],
         "terminal_kb_per_s": sent_bytes / 1024 / wall,
     }
 

@@ -23,6 +23,7 @@ from gdw_tui.series import BoundedSeries
 from gdw_tui.tailer import RunTail
 from gdw_tui.widgets.heatmap import downsample, finite_range, format_value
 from gdw_tui.widgets.line_chart import Curve, nice_step, render_chart
+from gdw_tui.widgets.palette import level, levels
 from gdw_tui.widgets.palette import LEVELS, MISSING_RGB, VIRIDIS, level, level_rgb, value_color
 
 
@@ -236,6 +237,24 @@ class TestHeatmapMaths:
     def test_downsampling_uneven_blocks(self) -> None:
         n, means = downsample([1.0] * 100, 10, 3)
         assert n == 4 and means == [1.0] * 16
+
+    def test_downsampling_fast_path_matches_the_entrywise_means(self) -> None:
+        import random
+
+        rng = random.Random(0)
+        for size, block in [(100, 2), (100, 3), (7, 3), (10, 10), (5, 20)]:
+            values = [rng.uniform(-1, 1) for _ in range(size * size)]
+            n, means = downsample(values, size, block)
+            for t in range(n):
+                for c in range(n):
+                    tile = [values[r * size + j] for r in range(t * block, min(size, (t + 1) * block))
+                            for j in range(c * block, min(size, (c + 1) * block))]
+                    assert means[t * n + c] == pytest.approx(sum(tile) / len(tile), abs=1e-12)
+
+    def test_levels_match_level(self) -> None:
+        values = [math.nan, -5.0, 0.0, 0.3, 0.5, 1.0, 7.0]
+        assert levels(values, 0.0, 1.0) == [level(v, 0.0, 1.0) for v in values]
+        assert levels(values, 1.0, 1.0) == [level(v, 1.0, 1.0) for v in values]
 
     def test_range_and_format(self) -> None:
         assert finite_range([math.nan, 2.0, -1.0]) == (-1.0, 2.0)

@@ -10,6 +10,7 @@ to fit unless the user zooms in, in which case the view scrolls to follow the cu
 from __future__ import annotations
 
 import math
+import operator
 from array import array
 from typing import Sequence
 
@@ -23,7 +24,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .palette import LEVELS, MUTED, block_style, cell_style, level, level_rgb
+from .palette import LEVELS, MUTED, block_style, cell_style, level, level_rgb, levels
 
 CELL_MODE_MAX = 20  # up to this many classes: one coloured cell per class
 ZOOMS = (1, 2, 3, 4, 5, 10, 20)
@@ -35,6 +36,30 @@ def downsample(values: Sequence[float], size: int, block: int) -> tuple[int, lis
     if block <= 1:
         return size, list(values)
     n = math.ceil(size / block)
+    if any(v != v for v in values):
+        return n, _downsample_with_nan(values, size, block, n)
+    # No NaN (the usual case): add the block's rows element-wise, then each tile's columns (strided
+    # slices) — C-level map/add instead of one Python step per matrix entry.
+    pad = [0.0] * (n * block - size)
+    widths = [min(block, size - c * block) for c in range(n)]
+    means: list[float] = []
+    for top in range(0, size, block):
+        rows = [values[r * size:(r + 1) * size] for r in range(top, min(size, top + block))]
+        cols = list(_add_all(rows)) + pad
+        sums = _add_all([cols[k::block] for k in range(block)])
+        means.extend([t / (len(rows) * w) for t, w in zip(sums, widths)])
+    return n, means
+
+
+def _add_all(seqs: list) -> list[float]:
+    """Element-wise sum of equally long sequences."""
+    total = list(seqs[0])
+    for seq in seqs[1:]:
+        total = list(map(operator.add, total, seq))
+    return total
+
+
+def _downsample_with_nan(values: Sequence[float], size: int, block: int, n: int) -> list[float]:
     sums = [0.0] * (n * n)
     counts = [0] * (n * n)
     for a in range(size):
@@ -46,7 +71,7 @@ def downsample(values: Sequence[float], size: int, block: int) -> tuple[int, lis
                 k = base + j // block
                 sums[k] += v
                 counts[k] += 1
-    return n, [s / c if c else math.nan for s, c in zip(sums, counts)]
+    return [s / c if c else math.nan for s, c in zip(sums, counts)]
 
 
 def finite_range(values: Sequence[float]) -> tuple[float, float] | None:
@@ -198,7 +223,7 @@ class Heatmap(Widget, can_focus=True):
         if self._tiles is None or self._tiles[0] != b:
             n, means = downsample(self.values, self.size_c, b)
             lo, hi = self.lo, self.hi
-            self._tiles = (b, n, means, [level(v, lo, hi) for v in means])
+            self._tiles = (b, n, means, levels(means, lo, hi))
         return self._tiles[1], self._tiles[2]
 
     def tile_levels(self) -> list[int]:

@@ -38,6 +38,14 @@ def level(value: float, lo: float, hi: float) -> int:
     return max(0, min(LEVELS - 1, int(f * (LEVELS - 1) + 0.5)))
 
 
+def levels(values: list[float], lo: float, hi: float) -> list[int]:
+    """`level` of many values at once (the heatmap's thousands of tiles per frame)."""
+    if hi <= lo:
+        return [-1 if v != v else LEVELS // 2 for v in values]
+    scale, top = (LEVELS - 1) / (hi - lo), LEVELS - 1
+    return [-1 if v != v else max(0, min(top, int((v - lo) * scale + 0.5))) for v in values]
+
+
 @lru_cache(maxsize=LEVELS + 1)
 def level_rgb(lvl: int) -> tuple[int, int, int]:
     if lvl < 0:
