@@ -161,7 +161,7 @@ class Heatmap(Widget, can_focus=True):
         self.values = values if values is not None else []
         self.size_c = size if values is not None else 0
         self.row_labels = self.col_labels = list(labels)
-        rng = finite_range(self.values) or (0.0, 1.0)
+        rng = (lo, hi) if lo is not None and hi is not None else finite_range(self.values) or (0.0, 1.0)
         self.lo = rng[0] if lo is None else lo
         self.hi = rng[1] if hi is None else hi
         self.row_name, self.col_name = row_name, col_name
