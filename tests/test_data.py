@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from cifar_fixture import tiny_image, trust_tiny_cifar, write_tiny_cifar
 
 from engine.config import ConfigError, apply_overrides, defaults
 from engine.data import DataBundle, load_data
+from engine.data.datasets import load_digits
 from engine.data.augment import MEAN, STD, augment_batch, normalize_batch, pil_augment_batch
 from engine.data.corruption import (
     apply_protocol,
@@ -298,6 +302,29 @@ def test_digits_bundle():
     other = load_data(make_cfg(dataset="digits", seed=99), CPU)
     assert torch.equal(everything(b.test), everything(other.test)) and torch.equal(b.test.labels, other.test.labels)
     assert not torch.equal(everything(b.meta), everything(other.meta))  # the meta draw follows the seed
+
+
+def test_digits_cache_is_exact_and_spares_the_scikit_learn_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_digits()  # from scikit-learn, then cached
+    (cache,) = (tmp_path / "gdw-tui").glob("digits-sklearn-*.npz")
+    fields = ("train_x", "train_y", "test_x", "test_y")
+    second = load_digits()
+    for name in fields:
+        assert np.array_equal(getattr(first, name), getattr(second, name))
+        assert getattr(first, name).dtype == getattr(second, name).dtype
+    # A fresh process with the cache in place never imports scikit-learn.
+    code = ("import sys; from engine.data.datasets import load_digits; r = load_digits(); "
+            "print(len(r.train_y), len(r.test_y), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert out.stdout.split() == ["1437", "360", "False"]
+    # A damaged cache is rebuilt, with the same arrays.
+    cache.write_bytes(b"PK\x03\x04 not a zip")
+    third = load_digits()
+    assert np.array_equal(third.test_x, first.test_x)
+    with np.load(cache) as f:
+        assert np.array_equal(f["train_y"], first.train_y)
 
 
 def test_synthetic_bundle_is_class_dependent():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +35,18 @@ def load_arrays(data_cfg: dict) -> RawArrays:
 
 
 def load_digits() -> RawArrays:
-    """scikit-learn's bundled 8×8 digits as 64 features in [0, 1]; a fixed stratified 20% test split."""
+    """scikit-learn's bundled 8×8 digits as 64 features in [0, 1]; a fixed stratified 20% test split.
+
+    Importing scikit-learn costs 1.5–2 s of every engine start, so the prepared arrays are kept
+    in a per-user cache (one file per scikit-learn version) and later starts read that instead.
+    """
+    path = _digits_cache_path()
+    if path is not None:
+        try:
+            with np.load(path) as f:
+                return RawArrays(f["train_x"], f["train_y"], f["test_x"], f["test_y"], [str(d) for d in range(10)], False)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # no cache yet, or a damaged one: rebuild it below
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
@@ -40,7 +54,31 @@ def load_digits() -> RawArrays:
     # Fixed split (not the run seed): the test set is part of the dataset, like CIFAR's.
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
     x_tr, x_te = (x_tr / 16.0).astype(np.float32), (x_te / 16.0).astype(np.float32)  # pixel values are 0..16
-    return RawArrays(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), [str(d) for d in range(10)], False)
+    raw = RawArrays(x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), [str(d) for d in range(10)], False)
+    if path is not None:
+        _write_digits_cache(path, raw)
+    return raw
+
+
+def _digits_cache_path() -> Path | None:
+    try:
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gdw-tui" / f"digits-sklearn-{version}.npz"
+
+
+def _write_digits_cache(path: Path, raw: RawArrays) -> None:
+    """Atomically (temporary file + rename), so a concurrent start never reads half a file; a
+    cache that cannot be written (read-only home) only means the next start imports scikit-learn again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, train_x=raw.train_x, train_y=raw.train_y, test_x=raw.test_x, test_y=raw.test_y)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def load_cifar(name: str, data_dir: str, download: bool) -> RawArrays:
