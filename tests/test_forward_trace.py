@@ -100,6 +100,16 @@ def test_recorded_jvp_equals_torch_func_jvp(make, shape):
     assert expected.abs().max() > 1e-3  # a real tangent, not zeros on both sides
 
 
+def test_recorded_jvp_with_channels_last_memory_format():
+    torch.manual_seed(0)
+    model = build_model("resnet32", 10, (3, 16, 16)).double().train().to(memory_format=torch.channels_last)
+    x = torch.randn(6, 3, 16, 16, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    tangents = random_tangents(model)
+    expected = reference_jvp(model, x, tangents)
+    _, recorded = record_forward(model, x)
+    torch.testing.assert_close(recorded.jvp(tangents), expected, rtol=1e-10, atol=1e-12)
+
+
 def test_recorded_forward_is_the_plain_forward():
     """Same logits, same gradients, BatchNorm statistics updated exactly once."""
     torch.manual_seed(0)
