@@ -31,20 +31,35 @@ FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
 FULL_GC_EVERY_S = 60.0
 
 
-def keep_gc_out_of_the_way(app: App) -> None:
-    """Stop Python's full garbage collections from stalling keys.
+class QuietCollector:
+    """Keeps Python's full garbage collections from stalling keys while the app runs.
 
     A full collection walks every live object: with Textual's caches and a followed run that is
     50–120 ms on a small server, long enough to delay a key past 100 ms when it lands inside a
-    frame (measured with scripts/ui_bench.py). After the first frame the objects made at start-up
-    (modules, widgets) are frozen out of collection; automatic full collections are turned off
-    (the young generations still run, and most garbage is freed by reference counting anyway);
-    one full collection runs between frames once a minute for the cycles that remain.
+    frame (measured with scripts/ui_bench.py). After the first frame, garbage is collected once
+    and the surviving start-up objects (modules, widgets) are frozen out of later collections;
+    automatic full collections are turned off (the young generations still run, and most garbage
+    is freed by reference counting anyway); one full collection runs between frames once a
+    minute for the cycles that remain. `stop` puts the collector back as it was.
     """
-    gc.freeze()
-    young0, young1, _ = gc.get_threshold()
-    gc.set_threshold(young0, young1, 1 << 30)
-    app.set_interval(FULL_GC_EVERY_S, gc.collect)
+
+    def __init__(self) -> None:
+        self._saved: tuple[int, int, int] | None = None
+
+    def start(self, app: App) -> None:
+        if self._saved is not None:
+            return
+        gc.collect()  # so that no garbage is frozen with the live objects
+        gc.freeze()
+        self._saved = gc.get_threshold()
+        gc.set_threshold(self._saved[0], self._saved[1], 1 << 30)
+        app.set_interval(FULL_GC_EVERY_S, gc.collect)
+
+    def stop(self) -> None:
+        if self._saved is not None:
+            gc.set_threshold(*self._saved)
+            gc.unfreeze()
+            self._saved = None
 
 
 class GdwApp(App):
@@ -70,6 +85,7 @@ class GdwApp(App):
         self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
         if launched is not None and self.open_run_dir is not None:
             self.launched[self.open_run_dir] = launched
+        self.collector = QuietCollector()
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
@@ -80,9 +96,12 @@ class GdwApp(App):
             self.open_run(self.open_run_dir)
         else:
             self.push_screen(PresetsScreen(self.runs_dir, self.presets_dir))
-        self.call_after_refresh(keep_gc_out_of_the_way, self)
         if os.environ.get(FIRST_FRAME_ENV):
             self.call_after_refresh(self._report_first_frame)
+        self.call_after_refresh(self.collector.start, self)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
 
     def _report_first_frame(self) -> None:
         Path(os.environ[FIRST_FRAME_ENV]).write_text(f"{time.time():.6f}\n")

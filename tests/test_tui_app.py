@@ -396,3 +396,19 @@ def test_summary_of_fixture_runs_is_what_the_engine_writes(fixture_runs: Path) -
     assert summary["status"] == "finished" and summary["final_acc"] == events_of(fixture_runs, FINISHED_10)[-1]["final_acc"]
     extra = make_event("log", level="info", message="schema still builds")
     assert extra["v"] == 1
+
+
+# --- garbage collection off the key path -----------------------------------------------------------
+
+
+async def test_full_collections_are_off_while_the_app_runs_and_restored_after(fixture_runs: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.pause()
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1 << 30
+        assert gc.get_freeze_count() > 0  # the start-up objects are out of the collector's way
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
