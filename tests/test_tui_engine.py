@@ -75,7 +75,9 @@ async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, pres
         assert isinstance(dash, DashboardScreen)
         run_dir = dash.run_dir
         await wait_until(pilot, lambda: dash.model.epochs_done >= 1 and bool(dash.model.snapshots), timeout=120, what="the first epoch")
-        await wait_until(pilot, lambda: bool(dash.query_one("#acc-chart", LineChart).curves[0].points), timeout=5, what="painted panes")
+        # The charts, and a moment later (a frame of their own) the heavy panes, are painted.
+        await wait_until(pilot, lambda: bool(dash.query_one("#acc-chart", LineChart).curves[0].points)
+                         and dash.query_one(Heatmap).size_c > 0, timeout=5, what="painted panes")
         assert dash.status == "running"
         assert dash.query_one("#loss-chart", LineChart).curves[0].points
         assert dash.query_one(Heatmap).size_c == 10
