@@ -221,30 +221,29 @@ def _get_attr(model: nn.Module, target: str) -> Any:
     return obj
 
 
+def _product_tangent(product, weight: torch.Tensor, x: torch.Tensor, t_x: Tangent, dots: dict,
+                     shape: torch.Size, bias_shape: tuple) -> torch.Tensor:
+    """d(x ∗ W + b) = ẋ ∗ W + x ∗ Ẇ + ḃ for a product ∗ linear in each factor (convolution, matmul):
+    two products, where torch.func.jvp would also recompute the primal x ∗ W."""
+    out = product(t_x, weight.detach()) if t_x is not None else None
+    if "weight" in dots:
+        term = product(x.detach(), dots["weight"])
+        out = term if out is None else out.add_(term)
+    if "bias" in dots:
+        out = x.new_zeros(shape) if out is None else out
+        out = out.add_(dots["bias"].view(bias_shape))
+    return out
+
+
 def _conv2d_tangent(layer: nn.Conv2d, x: torch.Tensor, t_x: Tangent, dots: dict, shape: torch.Size) -> torch.Tensor:
-    """d conv(x; W, b) = conv(ẋ; W) + conv(x; Ẇ) + ḃ — two convolutions, the primal one is reused."""
     def conv(inp, weight):
         return F.conv2d(inp, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
 
-    out = conv(t_x, layer.weight.detach()) if t_x is not None else None
-    if "weight" in dots:
-        term = conv(x.detach(), dots["weight"])
-        out = term if out is None else out.add_(term)
-    if "bias" in dots:
-        out = x.new_zeros(shape) if out is None else out
-        out = out.add_(dots["bias"].view(1, -1, 1, 1))
-    return out
+    return _product_tangent(conv, layer.weight, x, t_x, dots, shape, (1, -1, 1, 1))
 
 
-def _linear_tangent(linear: nn.Linear, x: torch.Tensor, t_x: Tangent, dots: dict, shape: torch.Size) -> torch.Tensor:
-    out = F.linear(t_x, linear.weight.detach()) if t_x is not None else None
-    if "weight" in dots:
-        term = F.linear(x.detach(), dots["weight"])
-        out = term if out is None else out.add_(term)
-    if "bias" in dots:
-        out = x.new_zeros(shape) if out is None else out
-        out = out.add_(dots["bias"])
-    return out
+def _linear_tangent(layer: nn.Linear, x: torch.Tensor, t_x: Tangent, dots: dict, shape: torch.Size) -> torch.Tensor:
+    return _product_tangent(F.linear, layer.weight, x, t_x, dots, shape, (-1,))
 
 
 def _batch_norm_tangent(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, t_x: Tangent, dots: dict) -> torch.Tensor:
