@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from ..vnet import VNet
-from .forward_trace import RecordedForward, record_forward
+from .forward_trace import RecordedForward, buffer_copies, record_forward
 
 
 @dataclass
@@ -94,7 +94,7 @@ def meta_gradient(
         virtual = {n: p.detach().clone().requires_grad_() for n, p in zip(names, params)}
 
     # Meta loss at θ' and u = ∇_θ' L_meta.
-    meta_logits = functional_call(model, (virtual, _buffer_copies(model)), (x_meta,))
+    meta_logits = functional_call(model, (virtual, buffer_copies(model)), (x_meta,))
     meta_loss = F.cross_entropy(meta_logits, y_meta)
     u = torch.autograd.grad(meta_loss, list(virtual.values()), allow_unused=True)
     tangents = {n: (t if t is not None else torch.zeros_like(virtual[n])) for n, t in zip(names, u)}
@@ -105,16 +105,12 @@ def meta_gradient(
     else:
         # The statistics are copied inside the function: a transform may not mutate captured tensors.
         primals = {n: p.detach() for n, p in zip(names, params)}
-        _, ju = jvp(lambda p: functional_call(model, (p, _buffer_copies(model)), (x,)), (primals,), (tangents,))
+        _, ju = jvp(lambda p: functional_call(model, (p, buffer_copies(model)), (x,)), (primals,), (tangents,))
 
     d_weights = -(lr / batch) * error * ju
     if weights.shape[1] == 1:
         d_weights = d_weights.sum(dim=1, keepdim=True)
     return MetaGradient(d_weights=d_weights, meta_loss=meta_loss.detach(), meta_logits=meta_logits.detach())
-
-
-def _buffer_copies(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: b.clone() for n, b in model.named_buffers()}
 
 
 class Method:

@@ -127,15 +127,13 @@ class RecordedForward:
                     del self.values[inp]
 
     def _run(self, node: fx.Node) -> Any:
-        args = fx.node.map_arg(node.args, self.values.__getitem__)
-        kwargs = fx.node.map_arg(node.kwargs, self.values.__getitem__)
         if node.op == "get_attr":
             return _get_attr(self.model, str(node.target))
+        args = fx.node.map_arg(node.args, self.values.__getitem__)
+        kwargs = fx.node.map_arg(node.kwargs, self.values.__getitem__)
         if node.op == "call_module":
             return self.model.get_submodule(str(node.target))(*args, **kwargs)
-        if node.op == "call_method":
-            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-        return node.target(*args, **kwargs)
+        return _call(node, args, kwargs)
 
     # -- the tangent pass ------------------------------------------------------------------------
 
@@ -202,16 +200,25 @@ class RecordedForward:
             kwargs = fx.node.map_arg(node.kwargs, get)
             if module is not None:
                 # Buffers are copied: a train-mode BatchNorm would otherwise update its statistics again.
-                buffers = {n: b.clone() for n, b in module.named_buffers()}
-                return functional_call(module, (ps, buffers), args, kwargs)
-            if node.op == "call_method":
-                return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-            return node.target(*args, **kwargs)
+                return functional_call(module, (ps, buffer_copies(module)), args, kwargs)
+            return _call(node, args, kwargs)
 
         primals = tuple(self.values[n].detach() for n in moving)
         dots = tuple(tangents[n] for n in moving)
         _, t = jvp(op, (primals, param_primals), (dots, param_dots))
         return t
+
+
+def buffer_copies(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of a model's buffers, for a functional_call that must not touch its BN statistics."""
+    return {n: b.clone() for n, b in model.named_buffers()}
+
+
+def _call(node: fx.Node, args: tuple, kwargs: dict) -> Any:
+    """Run a call_method or call_function node on the given arguments."""
+    if node.op == "call_method":
+        return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+    return node.target(*args, **kwargs)
 
 
 def _get_attr(model: nn.Module, target: str) -> Any:
