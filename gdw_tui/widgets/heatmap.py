@@ -31,12 +31,14 @@ ZOOMS = (1, 2, 3, 4, 5, 10, 20)
 FIXED_ROWS = 3  # column header, readout, legend
 
 
-def downsample(values: Sequence[float], size: int, block: int) -> tuple[int, list[float]]:
-    """Means of block×block tiles of a flat size×size matrix, ignoring NaN (all-NaN tile → NaN)."""
+def downsample(values: Sequence[float], size: int, block: int, has_nan: bool | None = None) -> tuple[int, list[float]]:
+    """Means of block×block tiles of a flat size×size matrix, ignoring NaN (all-NaN tile → NaN).
+
+    `has_nan`: whether values holds a NaN, when the caller already knows (None: look)."""
     if block <= 1:
         return size, list(values)
     n = math.ceil(size / block)
-    if any(v != v for v in values):
+    if has_nan if has_nan is not None else any(v != v for v in values):
         return n, _downsample_with_nan(values, size, block, n)
     # No NaN (the usual case): add the block's rows element-wise, then each tile's columns (strided
     # slices) — C-level map/add instead of one Python step per matrix entry.
@@ -221,7 +223,7 @@ class Heatmap(Widget, can_focus=True):
         """(n, means) of the n×n tiles at the current zoom; computed once per data and zoom."""
         b = self.block
         if self._tiles is None or self._tiles[0] != b:
-            n, means = downsample(self.values, self.size_c, b)
+            n, means = downsample(self.values, self.size_c, b, self._has_missing)
             lo, hi = self.lo, self.hi
             self._tiles = (b, n, means, levels(means, lo, hi))
         return self._tiles[1], self._tiles[2]
