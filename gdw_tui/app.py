@@ -53,7 +53,13 @@ class QuietCollector:
         gc.freeze()
         self._saved = gc.get_threshold()
         gc.set_threshold(self._saved[0], self._saved[1], 1 << 30)
-        app.set_interval(FULL_GC_EVERY_S, gc.collect)
+        # A method of ours, not gc.collect itself: Textual inspects a timer callback's signature,
+        # which a builtin does not have (that crashed every session after one minute).
+        app.set_interval(FULL_GC_EVERY_S, self.collect_now)
+
+    @staticmethod
+    def collect_now() -> None:
+        gc.collect()
 
     def stop(self) -> None:
         if self._saved is not None:
@@ -226,7 +232,12 @@ def run_tui(
         print(f"gdw-tui: serving on http://localhost:{port} (Ctrl+C stops the server; runs keep going)", flush=True)
         Server(shlex.join(command), host="localhost", port=port, title="gdw-tui").serve()
         return
-    GdwApp(runs_path, presets_dir, open_run, launched).run()
+    app = GdwApp(runs_path, presets_dir, open_run, launched)
+    app.run()
+    # Textual prints the traceback of an exception in a timer, worker or handler after leaving the
+    # alternate screen and sets return_code to 1; pass it on, so that a crash never exits 0.
+    if app.return_code:
+        raise SystemExit(app.return_code)
 
 
 def main(argv: list[str] | None = None) -> None:

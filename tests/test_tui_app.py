@@ -412,3 +412,28 @@ async def test_full_collections_are_off_while_the_app_runs_and_restored_after(fi
         assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1 << 30
         assert gc.get_freeze_count() > 0  # the start-up objects are out of the collector's way
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_the_once_a_minute_collection_runs_without_crashing_the_app(fixture_runs: Path, monkeypatch) -> None:
+    """The periodic full collection is a timer: it must fire (here every 50 ms) and leave the app running.
+
+    Handing gc.collect itself to set_interval crashed every session 60 s after start; this test
+    crosses the timer many times in well under a second.
+    """
+    import gc
+
+    import gdw_tui.app as app_module
+
+    monkeypatch.setattr(app_module, "FULL_GC_EVERY_S", 0.05)
+    counts: list[int] = []
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_caught_up(pilot)
+        gc.callbacks.append(lambda phase, info: counts.append(info["generation"]) if phase == "stop" else None)
+        try:
+            await pilot.pause(0.5)
+        finally:
+            gc.callbacks.pop()
+        assert app.is_running and app.return_code is None
+    assert counts.count(2) >= 3, f"the full collection should have run every 50 ms, saw {counts.count(2)}"
+    assert not app.return_code
