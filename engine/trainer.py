@@ -27,6 +27,7 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
+from .method_table import HYPERPARAMETERS
 from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
 from .signals import STOP
 from .stats import StepAccumulator, WeightAccumulator
@@ -112,10 +113,8 @@ class Run:
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"]
         )
-        self.method = make_method(
-            train["method"], self.model, self.C, self.optimizer, outer_lr=train["outer_lr"], clip=train["clip"],
-            vnet_lr=train["vnet_lr"], vnet_weight_decay=train["vnet_weight_decay"], vnet_hidden=train["vnet_hidden"],
-        )
+        self.method = make_method(train["method"], self.model, self.C, self.optimizer,
+                                  **{k: train[k] for k in HYPERPARAMETERS})
         self.eval_model = torch.compile(self.model) if train["compile"] else self.model
         # bf16 autocast is a GPU option; on a CPU it is reported and ignored.
         self.bf16 = train["bf16"] and device.type == "cuda"

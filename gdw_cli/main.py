@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.config import ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.method_table import METHODS
 from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
@@ -259,8 +260,8 @@ def tui(
 
 @app.command()
 def bench(
-    methods: str = typer.Option("erm,l2rw,mwnet,gdw,gdw-naive", "--methods", help="comma-separated; gdw-naive = the authors' way"),
-    arch: str = typer.Option("resnet32", "--arch", help="resnet32 or digits_mlp"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
+    arch: str = typer.Option("resnet32", "--arch", help="resnet32 (CIFAR) or digits_mlp"),
     batch_size: int = typer.Option(100, "--batch-size", min=1),
     classes: int = typer.Option(10, "--classes", min=2),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, auto"),
@@ -280,12 +281,11 @@ def bench(
 
     from engine.config import check_device_syntax
 
-    names = tuple(m.strip() for m in methods.split(",") if m.strip())
     try:
         check_device_syntax(device)
-        if arch not in ("resnet32", "digits_mlp"):
-            raise ConfigError(f"--arch must be resnet32 or digits_mlp (got {arch!r})")
-        from engine.bench import run_bench
+        from engine.bench import DEFAULT_BENCH_METHODS, run_bench
+
+        names = DEFAULT_BENCH_METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
 
         result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
                            augmentation, threads, malloc_tuning)
