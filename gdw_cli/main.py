@@ -17,6 +17,7 @@ from rich.table import Column, Table
 
 from engine.config import ConfigError, available_presets, check_presets_dir, load_preset, parse_set
 from engine.method_table import METHODS
+from engine.rundir import resume_refusal
 from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
@@ -108,12 +109,11 @@ def resume(
     try:
         run_dir = find_run(root, run_ref)
         status = run_status(run_dir)
-        if status == "running":
-            raise ConfigError(f"run {run_dir.name} is still running; stop it first with `gdw stop {run_dir.name}`")
-        if status == "finished":
-            raise ConfigError(f"run {run_dir.name} already finished; nothing to resume")
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            raise ConfigError(f"run {run_dir.name} has no checkpoint yet (it stopped before its first epoch ended); start it again with `gdw run`")
+        refusal = resume_refusal(run_dir, status)
+        if refusal:
+            # The reason the UI gives too (engine.rundir), and the command that helps here.
+            how = {"running": f" with `gdw stop {run_dir.name}`", "finished": ""}.get(status, " with `gdw run`")
+            raise ConfigError(f"run {run_dir.name} {refusal}{how}")
         # Checked here too, so a detached resume never starts an engine that can only refuse.
         _check_readable(run_dir)
         load_run_config(run_dir)
@@ -176,11 +176,13 @@ def show(
     ]
     if s.get("message"):
         rows.append(("message", s["message"]))
-    if status == "interrupted":
-        if (run_dir / "checkpoints" / "last.pt").exists():
-            rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
+    if status in ("interrupted", "stopped", "failed"):
+        refusal = resume_refusal(run_dir, status)
+        gone = "the engine is gone without a final event; " if status == "interrupted" else ""
+        if refusal is None:
+            rows.append(("hint", f"{gone}`gdw resume {run_dir.name}` continues from the last checkpoint"))
         else:
-            rows.append(("hint", "the engine is gone before its first checkpoint; start the run again with `gdw run`"))
+            rows.append(("hint", f"{gone}it {refusal} with `gdw run`"))
     for k, v in rows:
         table.add_row(k, "-" if v is None else str(v))
     whole_lines().print(table)

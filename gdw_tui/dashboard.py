@@ -24,6 +24,7 @@ from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
 from engine.method_table import method_info
+from engine.rundir import resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
 
 from .messages import EventsRead
@@ -455,8 +456,10 @@ class DashboardScreen(Screen):
         self.app.push_screen(ConfirmScreen(f"Stop {self.run_dir.name}?\nThe engine checkpoints and exits; resume it later with R.", "Stop run"), stop)
 
     def action_resume(self) -> None:
-        if self.status not in ("interrupted", "stopped"):
-            self.notify(f"only interrupted or stopped runs can be resumed (this one is {self.status})", severity="warning")
+        # The dashboard's own "starting" and "stopping" are running to the rule (engine.rundir).
+        refusal = resume_refusal(self.run_dir, "running" if self.status in ("starting", "stopping") else self.status)
+        if refusal:
+            self.notify(f"run {self.run_dir.name} {refusal}", severity="warning")
             return
         self.app.resume_run(self.run_dir)
         self.model.ended = ""
