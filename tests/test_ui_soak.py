@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from ui_bench import Terminal  # noqa: E402
+from ui_soak import plain_text  # noqa: E402
 
 SOAK_S = 75  # more than a minute: every once-a-minute timer fires at least once
 
@@ -61,7 +62,7 @@ ENTRY = textwrap.dedent("""
 
 
 def run_patched(patch: str, runs_dir: Path, keys: str = "", timeout: float = 60.0) -> tuple[int | None, str]:
-    """gdw-tui on a pseudo-terminal with `patch` applied first; its exit code and its output."""
+    """gdw-tui on a pseudo-terminal with `patch` applied first; its exit code and its output as text."""
     runs_dir.mkdir(exist_ok=True)
     term = Terminal([sys.executable, "-c", ENTRY.format(patch=textwrap.dedent(patch)), "--runs-dir", str(runs_dir)],
                     (100, 30))
@@ -77,7 +78,7 @@ def run_patched(patch: str, runs_dir: Path, keys: str = "", timeout: float = 60.
         term.close()
         term.reader.join(timeout=5)
     with term.lock:
-        return code, term.output.decode("utf-8", "replace")
+        return code, plain_text(bytes(term.output))
 
 
 def test_an_exception_in_a_timer_ends_the_process_non_zero_with_its_traceback(tmp_path):
