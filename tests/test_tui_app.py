@@ -1,4 +1,4 @@
-"""Pilot-driven tests of the real app on recorded (synthesised) runs: what a user sees and can do."""
+"""Pilot-driven tests of the real app on fixture runs (recorded from the engine, or synthesised): what a user sees and can do."""
 
 from __future__ import annotations
 
@@ -229,9 +229,9 @@ async def test_runs_screen_lists_every_status(fixture_runs: Path) -> None:
         text = screen_text(app)
         assert "RuntimeError: mat1 and mat2" in text and "engine gone · R resumes" in text
         # newest first; Enter opens the highlighted run
-        assert screen.selected_path() == str(fixture_runs / STOPPED)
+        assert screen.selected_path() == str(fixture_runs / FINISHED_MWNET)  # recorded last
         await pilot.press("enter")
-        assert isinstance(app.screen, DashboardScreen) and app.screen.run_dir == fixture_runs / STOPPED
+        assert isinstance(app.screen, DashboardScreen) and app.screen.run_dir == fixture_runs / FINISHED_MWNET
         await pilot.press("escape")
         assert app.screen is screen
 

@@ -131,7 +131,7 @@ async def test_stop_and_resume_from_the_dashboard(tmp_path: Path, presets_dir: s
 async def test_a_recorded_real_run_renders(tmp_path: Path) -> None:
     """Events exactly as the engine wrote them (3 epochs of digits-unif60 with gdw)."""
     use_utc()
-    (source,) = [d for d in RECORDED.iterdir() if d.is_dir()]
+    source = RECORDED / "20261125-152907-digits-unif60-gdw-s1"
     runs = tmp_path / "runs"
     run_dir = Path(shutil.copytree(source, runs / source.name))
     summary = json.loads((run_dir / "summary.json").read_text())
