@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .console import plain_line
+from .hold import hold_at
 from .signals import STOP
 
 
@@ -21,11 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     STOP.install()  # before torch is imported: an early `gdw stop` becomes a clean stop
+    hold_at("startup")  # tests only (GDW_TEST_HOLD)
 
     def show(event: dict) -> None:
         line = plain_line(event)
         if line:
             print(line, flush=True)
+        hold_at(event["type"])
 
     try:
         from .trainer import train_run

@@ -144,6 +144,26 @@ def make_event(type_: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "v": SCHEMA_VERSION, "t": round(time.time(), 3), **fields}
 
 
+def validate_event(event: dict[str, Any]) -> None:
+    """ValueError naming the problem unless `event` is what this schema's writer emits: a known
+    type, the common fields, and exactly the fields EVENT_TYPES declares for it (the engine writes
+    every one, null where it does not apply). For writers and their tests; readers stay lenient."""
+    type_ = event.get("type")
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}; known: {', '.join(EVENT_TYPES)}")
+    v, t = event.get("v"), event.get("t")
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= SCHEMA_VERSION:
+        raise ValueError(f"{type_}: v must be an integer 1..{SCHEMA_VERSION} (got {v!r})")
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        raise ValueError(f"{type_}: t must be a number of seconds (got {t!r})")
+    declared = set(EVENT_TYPES[type_][1])
+    fields = set(event) - {"type", "v", "t"}
+    if fields - declared:
+        raise ValueError(f"{type_}: undeclared fields {sorted(fields - declared)}")
+    if declared - fields:
+        raise ValueError(f"{type_}: missing fields {sorted(declared - fields)}")
+
+
 def encode(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), allow_nan=False, default=_jsonable) + "\n"
 
@@ -331,6 +351,8 @@ def render_markdown() -> str:
         "| `v` | schema major version (integer). Additive changes keep it; readers ignore unknown types and fields and refuse a newer major version |",
         "| `t` | Unix time in seconds (float) |",
         "",
+        "Every event carries every field listed for its type (null where it does not apply);",
+        "`validate_event` checks this, for writers and their tests.",
         "Events are appended by a single engine process; a line is complete once its newline is written.",
         "A reader must tolerate a partial last line while the run is live (or after a kill).",
         "",

@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the synthesiser lives with the test fixtures
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # synth_run, beside this script, also when imported
 
 from engine.config import defaults  # noqa: E402
 from engine.events import encode, read_events  # noqa: E402
 from engine.runs import EVENTS, acquire_lock, create_run, read_summary, write_summary  # noqa: E402
-from fixtures.make_fixtures import CIFAR100, synth_events  # noqa: E402
+from synth_run import CIFAR100, synth_events  # noqa: E402
 
 
 def synthetic(args: argparse.Namespace, run_id: str) -> Iterator[dict[str, Any]]:

@@ -398,17 +398,24 @@ def test_full_disk_everywhere_still_gives_one_clear_line(tmp_path, monkeypatch):
 
 
 def test_a_stop_during_start_up_is_a_clean_stop(tmp_path):
-    """SIGTERM while the engine is still importing torch and loading data: remembered, then a clean stop."""
+    """SIGTERM before the engine has imported torch or loaded data: remembered, then a clean stop."""
     import time as _time
 
     from engine.config import load_preset
     from engine.launch import launch_detached
     from engine.runs import create_run, run_status
 
-    run_dir = create_run(tmp_path, load_preset("digits-unif60"))
-    proc = launch_detached(run_dir)
-    _time.sleep(0.5)  # the engine has started but cannot have finished importing torch yet
+    run_dir = create_run(tmp_path / "runs", load_preset("digits-unif60"))
+    release = tmp_path / "release"
+    # The engine waits at its start-up point (engine/hold.py) until `release` exists.
+    proc = launch_detached(run_dir, env={"GDW_TEST_HOLD": f"startup:{release}"})
+    deadline = _time.monotonic() + 60
+    while not (tmp_path / "release.held").exists():
+        assert proc.poll() is None and _time.monotonic() < deadline, "the engine never reached its start-up point"
+        _time.sleep(0.05)
+    assert not (run_dir / "events.jsonl").exists()  # nothing of the run has started yet
     proc.terminate()
+    release.touch()
     assert proc.wait(timeout=120) == 0
     assert run_status(run_dir) == "stopped"
     assert (run_dir / "checkpoints" / "last.pt").exists()

@@ -60,12 +60,23 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 @needs_engine
-async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, presets_dir: str | None) -> None:
+async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, presets_dir: str | None, monkeypatch) -> None:
     runs = tmp_path / "runs"
+    release = tmp_path / "release"
+    # The engine waits just after its first epoch event (engine/hold.py) until `release` exists: it
+    # is provably still running when q is pressed, however fast the machine.
+    monkeypatch.setenv("GDW_TEST_HOLD", f"epoch:{release}")
+    try:
+        await launch_follow_quit_then_reopen(runs, presets_dir, release)
+    finally:
+        release.touch()  # never leave an engine waiting
+
+
+async def launch_follow_quit_then_reopen(runs: Path, presets_dir: str | None, release: Path) -> None:
     app = GdwApp(runs, presets_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         form = app.screen
-        form.query_one("#epochs", Input).value = "30"  # ~0.2 s an epoch here: long enough to quit while it runs
+        form.query_one("#epochs", Input).value = "3"
         form.query_one("#device", Input).value = "cpu"
         form.query_one("#more", Input).value = "train.weights_events_per_epoch=2"
         await pilot.pause()
@@ -75,6 +86,7 @@ async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, pres
         assert isinstance(dash, DashboardScreen)
         run_dir = dash.run_dir
         await wait_until(pilot, lambda: dash.model.epochs_done >= 1 and bool(dash.model.snapshots), timeout=120, what="the first epoch")
+        assert Path(f"{release}.held").exists() and dash.model.epochs_done == 1  # the engine waits there
         # The charts, and a moment later (a frame of their own) the heavy panes, are painted.
         await wait_until(pilot, lambda: bool(dash.query_one("#acc-chart", LineChart).curves[0].points)
                          and dash.query_one(Heatmap).size_c > 0, timeout=5, what="painted panes")
@@ -88,6 +100,7 @@ async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, pres
         await pilot.pause()
     process = app.launched[run_dir]
     assert engine_alive(run_dir), "quitting the UI must leave the engine running"
+    release.touch()
     wait_for(lambda: read_summary(run_dir).get("status") == "finished", 180, "the engine to finish")
     process.wait(timeout=30)
     end = read_events(run_dir / EVENTS)[-1]
@@ -102,27 +115,44 @@ async def test_launch_follow_quit_while_running_then_reopen(tmp_path: Path, pres
 
 
 @needs_engine
-async def test_stop_and_resume_from_the_dashboard(tmp_path: Path, presets_dir: str | None) -> None:
-    runs = tmp_path / "runs"
-    cfg = load_preset("digits-unif60", {"train.epochs": 40, "train.device": "cpu"}, presets_dir)
+async def test_stop_and_resume_from_the_dashboard(tmp_path: Path, presets_dir: str | None, monkeypatch) -> None:
+    # Each engine segment waits after its first epoch event (engine/hold.py) until its release file
+    # exists, so both stops provably reach a running engine.
+    releases = [tmp_path / "release-1", tmp_path / "release-2"]
+    try:
+        await stop_and_resume(tmp_path / "runs", presets_dir, releases, monkeypatch)
+    finally:
+        for release in releases:
+            release.touch()  # never leave an engine waiting
+
+
+async def stop_and_resume(runs: Path, presets_dir: str | None, releases: list[Path], monkeypatch) -> None:
+    cfg = load_preset("digits-unif60", {"train.epochs": 4, "train.device": "cpu"}, presets_dir)
     app = GdwApp(runs, presets_dir)
     async with app.run_test(size=(120, 40)) as pilot:
+        monkeypatch.setenv("GDW_TEST_HOLD", f"epoch:{releases[0]}")
         run_dir = app.launch(cfg)
         dash = app.screen
         assert isinstance(dash, DashboardScreen) and run_dir is not None
-        await wait_until(pilot, lambda: dash.status == "running" and dash.model.global_iter >= 0, timeout=120, what="training")
+        await wait_until(pilot, lambda: Path(f"{releases[0]}.held").exists() and dash.model.epochs_done == 1,
+                         timeout=120, what="the first epoch")
+        await wait_until(pilot, lambda: dash.status == "running", timeout=10, what="a running status")
         await pilot.press("s")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
+        releases[0].touch()  # the stop was asked while it waited; it stops at its next iteration
         await wait_until(pilot, lambda: dash.model.ended == "stopped", timeout=60, what="the stop")
         await wait_until(pilot, lambda: "STOPPED" in screen_text(app), timeout=5, what="the header")
         app.launched[run_dir].wait(timeout=30)
         assert read_summary(run_dir)["status"] == "stopped" and not engine_alive(run_dir)
 
+        monkeypatch.setenv("GDW_TEST_HOLD", f"epoch:{releases[1]}")
         await pilot.press("R")  # resume from the last checkpoint
-        await wait_until(pilot, lambda: dash.status == "running" and not dash.model.ended, timeout=120, what="the resumed run")
+        await wait_until(pilot, lambda: Path(f"{releases[1]}.held").exists(), timeout=120, what="the resumed run's epoch")
+        await wait_until(pilot, lambda: dash.status == "running" and not dash.model.ended, timeout=30, what="the resumed run")
         await wait_until(pilot, lambda: any("resum" in line.message for line in dash.model.log), timeout=30, what="the resume in the log")
         await pilot.press("s", "y")
+        releases[1].touch()
         await wait_until(pilot, lambda: dash.model.ended == "stopped", timeout=60, what="the second stop")
         app.launched[run_dir].wait(timeout=30)
     assert read_summary(run_dir)["status"] == "stopped"
@@ -131,7 +161,7 @@ async def test_stop_and_resume_from_the_dashboard(tmp_path: Path, presets_dir: s
 async def test_a_recorded_real_run_renders(tmp_path: Path) -> None:
     """Events exactly as the engine wrote them (3 epochs of digits-unif60 with gdw)."""
     use_utc()
-    (source,) = [d for d in RECORDED.iterdir() if d.is_dir()]
+    source = RECORDED / "20261125-152907-digits-unif60-gdw-s1"
     runs = tmp_path / "runs"
     run_dir = Path(shutil.copytree(source, runs / source.name))
     summary = json.loads((run_dir / "summary.json").read_text())

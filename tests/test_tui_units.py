@@ -184,9 +184,14 @@ class TestRunModel:
     def test_thinning_keeps_epoch_ends(self) -> None:
         model = RunModel()
         model.apply_all(list(synth_events(run_id="t", preset="p", epochs=2, iters_per_epoch=40, weights_per_epoch=4)))
-        kept = thin_snapshots(model.snapshots)
-        assert all(s.epoch_end for s in model.snapshots if s.epoch_end and s in kept)
-        assert sum(s.epoch_end for s in kept) == sum(s.epoch_end for s in model.snapshots)
+        snapshots = model.snapshots
+        ends = [s.global_iter for s in snapshots if s.epoch_end]
+        mid = [s.global_iter for s in snapshots if not s.epoch_end]
+        assert len(ends) == 2 and len(mid) == 6
+        kept = thin_snapshots(snapshots)
+        assert [s.global_iter for s in kept if s.epoch_end] == ends  # every epoch end stays
+        assert [s.global_iter for s in kept if not s.epoch_end] == mid[1::2]  # every second mid-epoch one goes
+        assert kept[-1] is snapshots[-1]
 
     def test_unknown_event_types_are_ignored(self) -> None:
         model = RunModel()
