@@ -23,7 +23,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
-from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
+from engine.config import ConfigError
+from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, read_summary, run_status
 
 from .messages import EventsRead
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
@@ -58,6 +59,14 @@ GROUPS = (  # tab id, tab label
 CLEAN, CORRUPTED = curve_color(2), curve_color(4)
 
 
+def _stored_config(run_dir: Path) -> dict:
+    """The run's config.toml, resolved ({} when it is missing or unreadable: the events still tell)."""
+    try:
+        return load_run_config(run_dir)
+    except ConfigError:
+        return {}
+
+
 def _int_tick(v: float) -> str:
     return f"{v:.0f}"
 
@@ -78,7 +87,8 @@ class DashboardScreen(Screen):
     def __init__(self, run_dir: Path, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run_dir = Path(run_dir)
-        self.model = RunModel(run_id=self.run_dir.name)
+        self.stored_config = _stored_config(self.run_dir)
+        self.model = self._new_model()
         self.snapshot_index: int | None = None  # None: follow the newest snapshot
         self.show_ratio = False
         self.active_group = "curves"
@@ -197,8 +207,13 @@ class DashboardScreen(Screen):
         else:
             self._schedule_repaint()
 
+    def _new_model(self) -> RunModel:
+        model = RunModel(run_id=self.run_dir.name)
+        model.apply_config(self.stored_config)  # the header has something to show before run_start
+        return model
+
     def _reset_model(self) -> None:
-        self.model = RunModel(run_id=self.run_dir.name)
+        self.model = self._new_model()
         self.snapshot_index = None
         self._log_written = 0
         self._traceback_shown = False
@@ -387,7 +402,7 @@ class DashboardScreen(Screen):
         else:
             chart.empty_text = "V(ℓ) arrives with the first weights snapshot"
         curves = []
-        first = next((s.vnet for s in m.snapshots if s.vnet), None)
+        first = m.first_vnet
         if snap and snap.vnet:
             now = Curve(f"epoch {snap.epoch + 1}", list(zip(snap.vnet["loss"], snap.vnet["weight"])), curve_color(0))
             if first is not None and first is not snap.vnet:

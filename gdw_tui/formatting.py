@@ -41,3 +41,22 @@ def format_acc(value: float | None, digits: int = 2) -> str:
 
 def badge(status: str) -> tuple[str, str]:
     return STATUS_BADGES.get(status, ("?", "#8b949e"))
+
+
+def plural(n: int, word: str) -> str:
+    """`1 epoch`, `2 epochs`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def format_speed(it_s: float | None) -> str:
+    """Iterations per second, or seconds per iteration below one (a slow run never shows `0.0 it/s`)."""
+    if it_s is None or it_s != it_s or it_s <= 0:
+        return "– it/s"
+    if it_s >= 1:
+        return f"{it_s:.1f} it/s"
+    return f"{1 / it_s:.1f} s/it"
+
+
+def format_clock(t: float) -> str:
+    """A local wall-clock time, hour:minute."""
+    return time.strftime("%H:%M", time.localtime(t))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ..formatting import badge, format_acc, format_duration
+from ..formatting import badge, format_acc, format_clock, format_duration, format_speed
 from ..run_model import RunModel
 
 
@@ -14,7 +14,7 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     symbol, color = badge(status)
     line1 = Text(no_wrap=True, overflow="ellipsis")
     line1.append(f" {symbol} {status.upper()} ", style=f"bold {color}")
-    parts = [model.preset or "?", model.method or "?"]
+    parts = [model.preset or "?"] + ([model.dataset] if model.dataset else []) + [model.method or "?"]
     if model.seed is not None:
         parts.append(f"seed {model.seed}")
     if model.device:
@@ -34,11 +34,11 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     if model.iters_per_epoch and model.iter >= 0:
         bits.append(f"it {model.iter + 1}/{model.iters_per_epoch}")
     if model.it_s is not None and not model.ended:
-        bits.append(f"{model.it_s:.1f} it/s")
+        bits.append(format_speed(model.it_s))
     bits.append(f"elapsed {format_duration(model.elapsed(now))}")
     eta = model.eta() if status == "running" else None
     if eta is not None:
-        bits.append(f"ETA {format_duration(eta)}")
+        bits.append(f"ETA {format_duration(eta)}" + (f" ({format_clock(now + eta)})" if now is not None else ""))
     if model.best_acc is not None:
         bits.append(f"best {format_acc(model.best_acc)}")
     if model.final_acc is not None:
