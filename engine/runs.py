@@ -240,6 +240,12 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
     return status if status in STATUSES else "interrupted"
 
 
+def resumable(run_dir: Path, status: str | None = None) -> bool:
+    """Whether `gdw resume` can continue this run: it ended without finishing and has a checkpoint."""
+    status = status or run_status(run_dir)
+    return status in ("stopped", "interrupted", "failed") and (run_dir / CHECKPOINTS / "last.pt").exists()
+
+
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     """Every run directory with its summary and honest status, newest first."""
     if not runs_dir.is_dir():

@@ -24,7 +24,7 @@ from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
 from engine.config import ConfigError
-from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, read_summary, run_status
+from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, read_summary, resumable, run_status
 
 from .messages import EventsRead
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
@@ -36,6 +36,7 @@ from .widgets.line_chart import Curve, LineChart
 from .widgets.palette import curve_color
 from .widgets.pane import Pane
 from .widgets.run_header import RunHeader
+from .widgets.run_log import RunLog
 
 # Repaint rates: the header and log follow closely; charts, heatmap and bars redraw at most
 # twice a second (they cost more, and a training curve needs no more).
@@ -57,6 +58,8 @@ GROUPS = (  # tab id, tab label
     ("log", "6 Log"),
 )
 CLEAN, CORRUPTED = curve_color(2), curve_color(4)
+PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `1…6 pane` once
+LIVE_STATUSES = ("running", "starting", "stopping")
 
 
 def _stored_config(run_dir: Path) -> dict:
@@ -77,11 +80,11 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "scrub(-1)", "older"),
         Binding("right_square_bracket", "scrub(1)", "newer"),
         Binding("l", "show_group('log')", "log", show=False),
-        Binding("m", "maximize", "maximize", show=False),
+        *[Binding(str(i + 1), f"show_group('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        Binding("m", "maximize", "maximize"),
         Binding("s", "stop", "stop"),
-        Binding("R", "resume", "resume", show=False),
+        Binding("R", "resume", "resume"),
         Binding("escape", "back", "back"),
-        *[Binding(str(i + 1), f"show_group('{g}')", label, show=False) for i, (g, label) in enumerate(GROUPS)],
     ]
 
     def __init__(self, run_dir: Path, **kwargs) -> None:
@@ -102,6 +105,7 @@ class DashboardScreen(Screen):
         self._traceback_shown = False
         self._engine_log_shown = False
         self._stop_requested = False
+        self._bindings_key: tuple = ()
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -118,7 +122,7 @@ class DashboardScreen(Screen):
             yield Pane(LineChart(x_label="loss ℓ", id="vnet-chart"), title="V(ℓ) weighting function", group="vnet", id="pane-vnet")
             yield Pane(VerticalScroll(ClassBars(id="class-bars"), id="class-scroll"),
                        title="Per-class test accuracy", group="classes", id="pane-classes")
-            yield Pane(RichLog(id="log", max_lines=2000, wrap=True, markup=False, highlight=False),
+            yield Pane(RunLog(id="log", max_lines=2000, wrap=True, markup=False, highlight=False),
                        title="Log", group="log", id="pane-log")
         yield Footer()
 
@@ -134,11 +138,13 @@ class DashboardScreen(Screen):
         self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
         # Reading starts after the first paint: parsing a long file in the worker thread would
         # otherwise compete with it for the interpreter.
+        self.watch(self.query_one("#class-scroll"), "scroll_y", self._show_class_range, init=False)
         self.call_after_refresh(self.follow_events)
         self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:
         self._apply_layout()
+        self.call_after_refresh(self._show_class_range)
 
     def _apply_layout(self) -> None:
         width, height = self.size
@@ -147,6 +153,7 @@ class DashboardScreen(Screen):
         self.query_one("#tabs").display = narrow
         for pane in self.query(Pane):
             pane.display = not narrow or pane.group == self.active_group
+        self._update_bindings()
 
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -162,9 +169,12 @@ class DashboardScreen(Screen):
             self.query_one("#tabs", Tabs).active = f"tab-{group}"
             self._show_group(group)
         pane = self.query_one(f"#pane-{ {'curves': 'loss'}.get(group, group)}", Pane)
+        if self.maximized is not None and self.maximized is not pane:
+            self.minimize()
+        # The pane's own control (heatmap, log, class list) when it has one, else the pane: so
+        # on the wide layout `m` then maximises the pane the number picked.
         focusable = [w for w in pane.query("*") if w.can_focus]
-        if focusable:
-            focusable[0].focus()
+        (focusable[0] if focusable else pane).focus()
 
     # --- reading events ------------------------------------------------------------------------
 
@@ -193,7 +203,10 @@ class DashboardScreen(Screen):
         try:
             if message.restarted:
                 self._reset_model()
+            pinned = self.model.snapshot_at(self.snapshot_index) if self.snapshot_index is not None else None
             self.model.apply_all(message.events)
+            if pinned is not None:  # thinning may have moved (or dropped) the snapshot shown
+                self.snapshot_index = next((i for i, s in enumerate(self.model.snapshots) if s is pinned), self.snapshot_index)
             if message.error:
                 self.read_error = message.error
                 self.query_one("#log", RichLog).write(f"cannot read events: {message.error}")
@@ -239,8 +252,9 @@ class DashboardScreen(Screen):
         self.status = status
         if changed:
             self._explain_if_dead()
-        if changed or status in ("running", "starting", "stopping"):
+        if changed or status in LIVE_STATUSES:
             self._repaint({PROGRESS})
+        self._update_bindings()
 
     def _explain_if_dead(self) -> None:
         """A run that failed or vanished without a failure event: its summary and engine.log say why."""
@@ -312,6 +326,8 @@ class DashboardScreen(Screen):
             self._paint_classes()
         if LOG in facets:
             self._paint_log()
+        if facets & {PROGRESS, WEIGHTS}:
+            self._update_bindings()
 
     def _set_title(self, pane_id: str, title: str) -> None:
         pane = self.query_one(pane_id, Pane)
@@ -340,6 +356,19 @@ class DashboardScreen(Screen):
         self.query_one(ClassBars).set_values(m.classes, m.per_class_acc)
         if m.epochs_done:
             self._set_title("#pane-classes", f"Per-class test accuracy · epoch {m.epochs_done}")
+        self.call_after_refresh(self._show_class_range)  # once the bars' new height is laid out
+
+    def _show_class_range(self) -> None:
+        """`classes 1–10 of 100 · ↑↓ scroll` under the bars when they do not all fit."""
+        scroll = self.query_one("#class-scroll", VerticalScroll)
+        n, rows = len(self.model.per_class_acc), scroll.scrollable_content_region.height
+        hint = ""
+        if rows and n > rows:
+            first = round(scroll.scroll_y) + 1
+            hint = f"classes {first}–{min(n, first + rows - 1)} of {n} · ↑↓ scroll"
+        pane = self.query_one("#pane-classes", Pane)
+        if pane.border_subtitle != hint:
+            pane.border_subtitle = hint
 
     def _paint_weights(self) -> None:
         m = self.model
@@ -349,9 +378,12 @@ class DashboardScreen(Screen):
         self._paint_vnet(snap)
 
     def _scrub_text(self) -> str:
+        """`snapshot k/n`: the newest is n/n, each `[` counts down; `live` while it follows a live run."""
         n = len(self.model.snapshots)
+        if not n:
+            return ""
         if self.snapshot_index is None:
-            return f"snapshot {n}/{n} live" if n else ""
+            return f"snapshot {n}/{n}" + (" · live" if self.status in LIVE_STATUSES else "")
         return f"snapshot {min(self.snapshot_index, n - 1) + 1}/{n}"
 
     def _paint_heatmap(self, snap: Snapshot | None) -> None:
@@ -440,12 +472,42 @@ class DashboardScreen(Screen):
         index += step
         self.snapshot_index = None if index >= n - 1 else max(0, index)
         self._paint_weights()
+        self._update_bindings()
 
     def action_maximize(self) -> None:
         if self.maximized is not None:
             self.minimize()
-        elif self.focused is not None:
-            self.maximize(self.focused)
+            return
+        pane = next((w for w in (self.focused, *(self.focused.ancestors if self.focused else ())) if isinstance(w, Pane)), None)
+        if pane is not None:
+            self.maximize(pane, container=False)
+
+    # --- which keys apply (the footer shows only these) -------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.status in ("running", "starting")
+        if action == "resume":
+            return resumable(self.run_dir, self.status)
+        if action == "scrub":
+            n = len(self.model.snapshots)
+            if n < 2:
+                return False
+            index = n - 1 if self.snapshot_index is None else self.snapshot_index
+            can = index > 0 if parameters and parameters[0] == -1 else self.snapshot_index is not None
+            return True if can else None  # shown dimmed at either end
+        if action == "maximize":
+            return not self.has_class("-narrow")  # narrow: every pane already fills the screen
+        return True
+
+    def _update_bindings(self) -> None:
+        """Refresh the footer when something it depends on changed (a refresh re-renders it)."""
+        n = len(self.model.snapshots)
+        key = (self.status, self.status in ("stopped", "interrupted", "failed") and resumable(self.run_dir, self.status),
+               min(n, 2), self.snapshot_index == 0, self.snapshot_index is None, self.has_class("-narrow"))
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
 
     def action_back(self) -> None:
         if self.maximized is not None:

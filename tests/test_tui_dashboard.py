@@ -135,3 +135,121 @@ async def test_run_failed_at_setup_shows_its_config_in_the_header(tmp_path: Path
         assert "epoch 1/120" in header[1]
         assert "?" not in "\n".join(header) and "reading events" not in "\n".join(header)
         assert "FileNotFoundError" in log_text(app.screen)
+
+
+# --- 4. wide layout: 1–6 focus a pane, m maximises it; the class list scrolls, with a hint ------
+
+
+async def test_number_keys_focus_panes_on_the_wide_layout_and_m_maximises(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        screen = app.screen
+        for key, pane_id in (("1", "pane-loss"), ("3", "pane-target"), ("4", "pane-vnet"), ("2", "pane-omega"), ("6", "pane-log")):
+            await pilot.press(key)
+            focused = app.focused
+            assert focused is not None and pane_id in {focused.id, *(w.id for w in focused.ancestors)}, key
+        await pilot.press("4", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-vnet"
+        await pilot.press("m")
+        assert screen.maximized is None
+        await pilot.press("5", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-classes"
+        await pilot.press("escape")
+        assert screen.maximized is None and isinstance(app.screen, DashboardScreen)
+
+
+async def test_hundred_class_bars_scroll_with_a_hint(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        scroll = app.screen.query_one("#class-scroll")
+        await wait_until(pilot, lambda: "classes 1–" in screen_text(app), what="the class hint")
+        rows = scroll.scrollable_content_region.height
+        assert f"classes 1–{rows} of 100 · ↑↓ scroll" in screen_text(app)
+        await pilot.press("5", "down", "down", "down")
+        await wait_until(pilot, lambda: scroll.scroll_y == 3, what="the scroll")
+        await wait_until(pilot, lambda: f"classes 4–{rows + 3} of 100" in screen_text(app), what="the hint to follow")
+
+
+# --- 5. the log re-wraps at the new width and stays at the bottom ---------------------------------
+
+
+async def test_log_rewraps_on_resize_and_keeps_the_newest_line_in_view(runs: Path) -> None:
+    app = GdwApp(runs, open_run=runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        log = app.screen.query_one("#log", RichLog)
+        for k in range(60):
+            log.write(f"line {k:02d} " + "lorem ipsum dolor sit amet " * 4)
+        await pilot.pause()
+        assert log.is_vertical_scroll_end
+        wide = log.scrollable_content_region.width
+        await pilot.resize_terminal(80, 24)  # narrow: the log becomes a tab of its own, narrower
+        await pilot.press("6")
+        await pilot.pause(0.2)
+        width = log.scrollable_content_region.width
+        assert width < wide
+        assert max(strip.cell_length for strip in log.lines) <= width  # re-wrapped, no line wider than the pane
+        assert log.is_vertical_scroll_end
+        assert "line 59" in screen_text(app) and "amet" in screen_text(app).split("line 59")[1]
+        await pilot.resize_terminal(160, 50)
+        await pilot.press("6", "m")  # the log maximised: wider again
+        await pilot.pause(0.2)
+        assert log.scrollable_content_region.width > wide
+        assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
+        assert log.is_vertical_scroll_end and "line 59" in screen_text(app)
+
+
+# --- 7. the footer offers the keys that apply --------------------------------------------------
+
+
+def footer_keys(app) -> set[str]:
+    """The actions the footer shows as usable."""
+    return {b.action.split("(")[0] for _, b, enabled, _ in app.screen.active_bindings.values() if b.show and enabled}
+
+
+async def test_footer_of_a_finished_run_offers_no_stop_or_resume(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        keys = footer_keys(app)
+        assert "stop" not in keys and "resume" not in keys
+        assert {"maximize", "show_group", "toggle_ratio", "scrub"} <= keys
+        footer = screen_text(app).splitlines()[-1]
+        assert "stop" not in footer and "resume" not in footer and "maximize" in footer and "pane" in footer
+
+
+async def test_footer_offers_resume_only_for_a_resumable_run(runs: Path) -> None:
+    run_dir = runs / STOPPED
+    app = GdwApp(runs, open_run=run_dir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        assert app.screen.status == "stopped"
+        assert "resume" not in footer_keys(app)  # no checkpoint: nothing to resume from
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+        await wait_until(pilot, lambda: "resume" in footer_keys(app), what="the footer to offer R")
+        assert "stop" not in footer_keys(app)
+
+
+async def test_narrow_footer_has_no_maximize(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_caught_up(pilot)
+        assert "maximize" not in footer_keys(app)
+
+
+async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_finished(fixture_runs: Path) -> None:
+    n = sum(e["type"] == "weights" for e in read_events(fixture_runs / FINISHED_10 / EVENTS))
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        assert f"snapshot {n}/{n}" in screen_text(app) and "live" not in screen_text(app)
+        await pilot.press("left_square_bracket")
+        assert f"snapshot {n - 1}/{n}" in screen_text(app)
+        await pilot.press(*["left_square_bracket"] * (n + 3))
+        assert f"snapshot 1/{n}" in screen_text(app)
+        assert app.screen.check_action("scrub", (-1,)) is None  # the oldest: `[` is dimmed
+        await pilot.press(*["right_square_bracket"] * (n + 3))
+        assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.snapshot_index is None
