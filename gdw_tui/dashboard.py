@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Tab, Tabs
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import ConfigError
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, read_summary, resumable, run_status
@@ -224,6 +224,19 @@ class DashboardScreen(Screen):
         model = RunModel(run_id=self.run_dir.name)
         model.apply_config(self.stored_config)  # the header has something to show before run_start
         return model
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A reader that raised: say so (notification and log) instead of silently stopping to follow."""
+        if event.state != WorkerState.ERROR or event.worker.group != "follow":
+            return
+        error = event.worker.error
+        self.read_error = f"{type(error).__name__}: {error}"
+        message = f"stopped reading {EVENTS}: {self.read_error} (reopen the run to try again)"
+        self.notify(message, title="cannot follow the run", severity="error")
+        self.query_one("#log", RichLog).write(Text(message, style="bold #ff7b72"))
+        self._applied.set()
+        self.caught_up = True  # nothing more will come: the header stops saying `reading events…`
+        self._repaint({INFO, PROGRESS})
 
     def _reset_model(self) -> None:
         self.model = self._new_model()

@@ -7,6 +7,7 @@ real app (`run_test` + Pilot) on synthesised runs (tests/fixtures/make_fixtures.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +22,11 @@ from fixtures.tui_support import FINISHED_10, FINISHED_100, STOPPED, make_runs, 
 from gdw_tui.app import GdwApp
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui.formatting import format_speed, plural
+from gdw_tui.heatmap_math import (
+    LEVELS, ZOOMS, abbreviate, downsample, finite_range, fit_block, level, levels, move_cursor, scroll_to_cursor,
+)
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
+from gdw_tui.widgets.heatmap import Heatmap
 from gdw_tui.widgets.run_header import header_text
 
 
@@ -253,3 +258,111 @@ async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_
         assert app.screen.check_action("scrub", (-1,)) is None  # the oldest: `[` is dimmed
         await pilot.press(*["right_square_bracket"] * (n + 3))
         assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.snapshot_index is None
+
+
+# --- 6. heatmap labels stay distinct; 9. the heatmap's maths is pure and drawing moves nothing --------
+
+
+class TestHeatmapMath:
+    def test_labels_that_fit_are_kept(self) -> None:
+        assert abbreviate(["cat", "dog"], 3) == ["cat", "dog"]
+
+    def test_shared_prefix_and_suffix_are_dropped(self) -> None:
+        assert abbreviate([f"class_{i:02d}" for i in range(12)], 3) == [f"{i:02d}" for i in range(12)]
+        assert abbreviate(["img_cat.png", "img_dog.png", "img_cow.png"], 3) == ["cat", "dog", "cow"]
+
+    def test_cut_when_the_cuts_stay_distinct(self) -> None:
+        cifar10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        assert abbreviate(cifar10, 3) == ["air", "aut", "bir", "cat", "dee", "dog", "fro", "hor", "shi", "tru"]
+
+    def test_indices_when_nothing_shorter_is_distinct(self) -> None:
+        assert abbreviate(["apple_pie", "apple_tart", "apricot"], 3) == ["0", "1", "2"]
+        labels = ["maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"]
+        short = abbreviate(labels, 2)
+        assert len(set(short)) == len(short) and all(len(s) <= 2 for s in short)
+
+    def test_levels_and_range(self) -> None:
+        assert levels([0.0, 0.5, 1.0, math.nan], 0.0, 1.0) == [0, 128, LEVELS - 1, -1]
+        assert [level(v, 0.0, 1.0) for v in (0.0, 0.5, 1.0, math.nan)] == [0, 128, LEVELS - 1, -1]
+        assert levels([3.0], 1.0, 1.0) == [LEVELS // 2]
+        assert finite_range([math.nan, 2.0, -1.0, math.inf]) == (-1.0, 2.0)
+
+    def test_tiles(self) -> None:
+        n, means = downsample([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 3, 2)
+        assert n == 2 and means == [3.0, 4.5, 7.5, 9.0]
+
+    def test_fit_block(self) -> None:
+        assert fit_block(100, 100, 50) == 1
+        assert fit_block(100, 99, 50) == 2
+        assert fit_block(100, 60, 20) == 3  # 34 columns, 17 rows
+        assert fit_block(100, 2, 1) == ZOOMS[-1]
+
+    def test_scroll_follows_the_cursor_only_as_far_as_needed(self) -> None:
+        # 100×100 tiles in 40 columns × 10 terminal rows (20 tile rows)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (5, 5)) == (0, 0)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (20, 40)) == (2, 1)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (99, 99)) == (80, 60)
+        assert scroll_to_cursor((80, 60), 100, 40, 10, (3, 61)) == (2, 60)
+
+    def test_move_cursor_snaps_to_tiles_and_stays_inside(self) -> None:
+        assert move_cursor((7, 7), 100, 5, 1, 0) == (10, 5)
+        assert move_cursor((0, 0), 100, 1, -1, -1) == (0, 0)
+        assert move_cursor((98, 98), 100, 3, 1, 1) == (99, 99)
+
+
+async def test_heatmap_header_tells_long_class_names_apart(tmp_path: Path) -> None:
+    use_utc()
+    labels = [f"class_{i}" for i in range(10)]
+    cfg = run_config("synthetic", "synthetic", "gdw", 2, 0.4, 1)
+    run_dir = create_run(tmp_path / "runs", cfg)
+    events = list(synth_events(run_id=run_dir.name, preset="synthetic", classes=labels, epochs=2, iters_per_epoch=10))
+    (run_dir / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
+    app = GdwApp(tmp_path / "runs", open_run=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("2")
+        heatmap = app.screen.query_one(Heatmap)
+        assert heatmap.cell_mode
+        header = screen_text(app).splitlines()[heatmap.content_region.y]
+        assert header.strip("│ ").split() == [str(i) for i in range(10)] and "clas" not in header
+
+
+async def test_heatmap_view_scrolls_when_the_cursor_moves_not_when_drawn(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        heatmap = app.screen.query_one(Heatmap)
+        await pilot.press("plus")
+        assert heatmap.block == 1 and heatmap._view == (0, 0)
+        heatmap.action_jump(-1)  # no frame drawn in between
+        rows, cols = 2 * heatmap._rows_avail(), heatmap._cols_avail()
+        assert heatmap._view == (100 - rows, 100 - cols)
+        view = heatmap._view
+        heatmap._cache = None
+        for y in range(heatmap.size.height):
+            heatmap.render_line(y)
+        assert heatmap._view == view  # drawing changes nothing
+
+
+# --- 9. a reader that fails is reported, and the app stays usable -----------------------------------
+
+
+async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_runs: Path, monkeypatch) -> None:
+    from gdw_tui import dashboard
+
+    def broken_read(self):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(dashboard.RunTail, "read", broken_read)
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: bool(screen.read_error), what="the worker error")
+        messages = [n.message for n in app._notifications]
+        assert any("stopped reading events.jsonl: OSError" in m and "Input/output error" in m for m in messages)
+        assert "stopped reading events.jsonl: OSError" in log_text(screen)
+        assert "reading events" not in screen_text(app).splitlines()[1]
+        await pilot.press("6", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-log"
+        await pilot.press("escape", "escape")
+        assert not isinstance(app.screen, DashboardScreen)  # keys still work: back to the presets
