@@ -24,9 +24,13 @@ from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import ConfigError
-from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, read_summary, resumable, run_status
+from engine.runs import (
+    EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, lock_pid, read_summary, resumable, run_status,
+)
 
-from .messages import EventsRead
+from .formatting import format_acc
+from .messages import EventsRead, ResourcesRead
+from .resources import EngineMeter, Usage
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
 from .tailer import RunTail
 from .widgets.class_bars import ClassBars
@@ -46,6 +50,7 @@ FAST_FACETS = frozenset({INFO, PROGRESS, LOG})
 HEAVY_FACETS = frozenset({WEIGHTS, CLASSES})  # painted in a frame of their own,
 HEAVY_AFTER_S = 0.1  # this long after the charts
 LIVE_POLL_S = 0.1
+RESOURCES_S = 1.0  # the engine's CPU, memory and GPU are read this often (in a worker thread)
 IDLE_POLL_S = 1.0
 WIDE_MIN = (120, 32)  # below this the panes become tabs
 
@@ -82,6 +87,7 @@ class DashboardScreen(Screen):
         Binding("l", "show_group('log')", "log", show=False),
         *[Binding(str(i + 1), f"show_group('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
         Binding("m", "maximize", "maximize"),
+        Binding("c", "show_config", "config"),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume"),
         Binding("escape", "back", "back"),
@@ -106,6 +112,7 @@ class DashboardScreen(Screen):
         self._engine_log_shown = False
         self._stop_requested = False
         self._bindings_key: tuple = ()
+        self.usage: Usage | None = None  # the engine process's resources, while it runs
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -141,6 +148,7 @@ class DashboardScreen(Screen):
         self.watch(self.query_one("#class-scroll"), "scroll_y", self._show_class_range, init=False)
         self.call_after_refresh(self.follow_events)
         self.set_interval(1.0, self._tick)
+        self.measure_engine()
 
     def on_resize(self) -> None:
         self._apply_layout()
@@ -225,6 +233,26 @@ class DashboardScreen(Screen):
         model.apply_config(self.stored_config)  # the header has something to show before run_start
         return model
 
+    @work(thread=True, exclusive=True, group="resources", exit_on_error=False)
+    def measure_engine(self) -> None:
+        """Once a second while the run is live: the engine's CPU %, RSS and (CUDA) GPU use."""
+        worker = get_current_worker()
+        meter: EngineMeter | None = None
+        while not worker.is_cancelled:
+            usage = None
+            if self.status in LIVE_STATUSES:
+                pid = lock_pid(self.run_dir)
+                if pid is not None and (meter is None or meter.pid != pid):
+                    meter = EngineMeter(pid, self.model.device)
+                usage = meter.sample() if meter is not None and pid is not None else None
+            if usage != self.usage:
+                self.post_message(ResourcesRead(usage))
+            time.sleep(RESOURCES_S)
+
+    def on_resources_read(self, message: ResourcesRead) -> None:
+        self.usage = message.usage
+        self._repaint({PROGRESS})
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A reader that raised: say so (notification and log) instead of silently stopping to follow."""
         if event.state != WorkerState.ERROR or event.worker.group != "follow":
@@ -262,12 +290,30 @@ class DashboardScreen(Screen):
     def _tick(self) -> None:
         status = self._current_status()
         changed = status != self.status
-        self.status = status
+        previous, self.status = self.status, status
         if changed:
             self._explain_if_dead()
+            if previous in LIVE_STATUSES:
+                self._announce_end()
         if changed or status in LIVE_STATUSES:
             self._repaint({PROGRESS})
         self._update_bindings()
+
+    def _announce_end(self) -> None:
+        """A followed run just finished, failed, diverged or lost its engine: a notification and the bell."""
+        m, name = self.model, self.run_dir.name
+        if self.status == "finished":
+            text, severity = f"{name} finished: final {format_acc(m.final_acc)}%, best {format_acc(m.best_acc)}%", "information"
+        elif self.status == "failed":
+            kind = (m.failure or {}).get("kind", "error")
+            message = (m.failure or {}).get("message") or read_summary(self.run_dir).get("message") or "see the log"
+            text, severity = f"{name} {'diverged' if kind == 'diverged' else 'failed'}: {message}", "error"
+        elif self.status == "interrupted":
+            text, severity = f"{name}: the engine is gone without a final event (R resumes from the last checkpoint)", "warning"
+        else:
+            return  # stopped: the user asked for it
+        self.notify(text, title=f"run {self.status}", severity=severity, timeout=10)
+        self.app.bell()
 
     def _explain_if_dead(self) -> None:
         """A run that failed or vanished without a failure event: its summary and engine.log say why."""
@@ -328,7 +374,8 @@ class DashboardScreen(Screen):
     def _repaint(self, facets: set[str]) -> None:
         if facets & {INFO, PROGRESS}:
             live = self.status in ("running", "stopping")
-            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up)
+            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up,
+                                           self.usage if live else None)
         if LOSS in facets:
             self._paint_loss()
         if ACCURACY in facets:
@@ -521,6 +568,11 @@ class DashboardScreen(Screen):
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
+
+    def action_show_config(self) -> None:
+        from .config_screen import ConfigScreen
+
+        self.app.push_screen(ConfigScreen(self.run_dir))
 
     def action_back(self) -> None:
         if self.maximized is not None:

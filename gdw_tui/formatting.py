@@ -60,3 +60,28 @@ def format_speed(it_s: float | None) -> str:
 def format_clock(t: float) -> str:
     """A local wall-clock time, hour:minute."""
     return time.strftime("%H:%M", time.localtime(t))
+
+
+def format_bytes(n: int | None) -> str:
+    """`512 MB`, `1.2 GB` (powers of 1024, as top and nvidia-smi count)."""
+    if n is None:
+        return "–"
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{n} B"
+
+
+def format_usage(usage) -> str:
+    """The engine's resources in one short line: `CPU 98% · RSS 1.2 GB · GPU 85% · 10.2/80.0 GB`."""
+    bits = []
+    if usage.cpu_percent is not None:
+        bits.append(f"CPU {usage.cpu_percent:.0f}%")
+    if usage.rss_bytes is not None:
+        bits.append(f"RSS {format_bytes(usage.rss_bytes)}")
+    if usage.gpu_percent is not None:
+        bits.append(f"GPU {usage.gpu_percent:.0f}%")
+    if usage.gpu_used_bytes is not None and usage.gpu_total_bytes:
+        bits.append(f"{format_bytes(usage.gpu_used_bytes).split()[0]}/{format_bytes(usage.gpu_total_bytes)}")
+    return " · ".join(bits)

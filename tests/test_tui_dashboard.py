@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -16,15 +17,17 @@ import pytest
 from textual.widgets import RichLog
 
 from engine.events import make_event, read_events
-from engine.runs import EVENTS, LOG as ENGINE_LOG, create_run, read_summary, write_summary
+from engine.runs import EVENTS, LOG as ENGINE_LOG, acquire_lock, create_run, read_summary, write_summary
 from fixtures.make_fixtures import run_config, synth_events
-from fixtures.tui_support import FINISHED_10, FINISHED_100, STOPPED, make_runs, screen_text, use_utc, wait_caught_up, wait_until
+from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, STOPPED, make_runs, screen_text, use_utc, wait_caught_up, wait_until
 from gdw_tui.app import GdwApp
+from gdw_tui.config_screen import ConfigScreen
 from gdw_tui.dashboard import DashboardScreen
-from gdw_tui.formatting import format_speed, plural
+from gdw_tui.formatting import format_bytes, format_speed, format_usage, plural
 from gdw_tui.heatmap_math import (
     LEVELS, ZOOMS, abbreviate, downsample, finite_range, fit_block, level, levels, move_cursor, scroll_to_cursor,
 )
+from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
 from gdw_tui.widgets.heatmap import Heatmap
 from gdw_tui.widgets.run_header import header_text
@@ -366,3 +369,105 @@ async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_run
         assert screen.maximized is not None and screen.maximized.id == "pane-log"
         await pilot.press("escape", "escape")
         assert not isinstance(app.screen, DashboardScreen)  # keys still work: back to the presets
+
+
+# --- 8. the engine's resources, the end of a followed run, the config -------------------------------
+
+
+def test_process_meter_reads_cpu_and_memory_from_proc(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "4242").mkdir(parents=True)
+
+    def write_stat(utime: int, stime: int) -> None:
+        fields = ["S", "1", "1", "1", "0", "-1", "0", "0", "0", "0", "0", str(utime), str(stime), "0", "0"]
+        (proc / "4242" / "stat").write_text(f"4242 (python -m engine) {' '.join(fields)}\n")
+
+    (proc / "4242" / "status").write_text("Name:\tpython\nVmPeak:\t 9999 kB\nVmRSS:\t  1258291 kB\n")
+    clock = iter([100.0, 102.0])
+    meter = EngineMeter(4242, "cpu", proc=str(proc), clock=lambda: next(clock))
+    write_stat(1000, 200)
+    first = meter.sample()
+    assert first.cpu_percent is None and first.rss_bytes == 1258291 * 1024  # CPU needs two samples
+    write_stat(1000 + 3 * CLK_TCK // 2, 200 + CLK_TCK // 2)  # 2 s of CPU in 2 s of wall time
+    second = meter.sample()
+    assert second.cpu_percent == pytest.approx(100.0)
+    assert second.gpu_percent is None and meter.gpu is None  # a CPU run has no GPU figures
+    assert format_usage(second) == "CPU 100% · RSS 1.2 GB"
+
+
+def test_usage_line_with_a_gpu_and_without_anything() -> None:
+    usage = Usage(cpu_percent=97.4, rss_bytes=3 << 30, gpu_percent=85.0, gpu_used_bytes=int(10.2 * (1 << 30)), gpu_total_bytes=80 << 30)
+    assert format_usage(usage) == "CPU 97% · RSS 3.0 GB · GPU 85% · 10.2/80.0 GB"
+    assert format_usage(Usage()) == ""
+    assert format_bytes(512 << 20) == "512 MB"
+
+
+def test_gpu_meter_without_a_driver_is_absent_not_an_error() -> None:
+    meter = GpuMeter("cuda:0")
+    if meter.handle is not None:
+        pytest.skip("this machine has an NVIDIA driver")
+    assert meter.sample() is None
+    assert EngineMeter(os.getpid(), "cuda").sample().gpu_percent is None
+
+
+async def test_a_followed_run_that_finishes_rings_and_notifies_once(runs: Path, monkeypatch) -> None:
+    run_dir = runs / FINISHED_10
+    events = read_events(run_dir / EVENTS)
+    end = events[-1]
+    assert end["type"] == "run_end"
+    (run_dir / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events[:-1]))
+    write_summary(run_dir, {**read_summary(run_dir), "status": "running"})
+    lock_fd = acquire_lock(run_dir)  # this test plays the engine: its pid is in engine.lock
+    app = GdwApp(runs, open_run=run_dir)
+    bells = []
+    monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_caught_up(pilot)
+            screen = app.screen
+            assert screen.status == "running"
+            # the engine's own resources, read from /proc for the pid in engine.lock
+            await wait_until(pilot, lambda: "RSS " in screen_text(app).splitlines()[0], what="the engine's resources")
+            assert "CPU " in screen_text(app).splitlines()[0]
+            assert not bells and not app._notifications
+            with open(run_dir / EVENTS, "a") as f:
+                f.write(json.dumps(end) + "\n")
+            write_summary(run_dir, {**read_summary(run_dir), "status": "finished"})
+            os.close(lock_fd)
+            lock_fd = -1
+            await wait_until(pilot, lambda: screen.status == "finished", what="the end")
+            await pilot.pause(0.2)
+            assert bells == [1]
+            (note,) = list(app._notifications)
+            assert note.message == f"{FINISHED_10} finished: final {end['final_acc']:.2f}%, best {end['best_acc']:.2f}%"
+            assert "RSS " not in screen_text(app).splitlines()[0]  # not live: no resources
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+
+
+async def test_opening_a_finished_or_failed_run_is_silent(fixture_runs: Path, monkeypatch) -> None:
+    for run_id in (FINISHED_10, FAILED):
+        app = GdwApp(fixture_runs, open_run=fixture_runs / run_id)
+        bells = []
+        monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_caught_up(pilot)
+            await pilot.pause(1.2)  # a status tick
+            assert not bells and not app._notifications
+
+
+async def test_c_shows_the_resolved_config_and_escape_closes_it(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfigScreen)
+        text = screen_text(app)
+        assert "config.toml" in text and "[data]" in text and 'dataset = "cifar100"' in text
+        scroll = app.screen.query_one("#config-scroll")
+        assert scroll.max_scroll_y > 0  # longer than the screen: it scrolls
+        await pilot.press("end")
+        assert scroll.scroll_y == scroll.max_scroll_y
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ..formatting import badge, format_acc, format_clock, format_duration, format_speed
+from ..formatting import badge, format_acc, format_clock, format_duration, format_speed, format_usage
+from ..resources import Usage
 from ..run_model import RunModel
 
 
-def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False) -> Text:
-    """`now` is given only while the run is live, so a finished run's header never changes."""
+def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False,
+                usage: Usage | None = None) -> Text:
+    """`now` is given only while the run is live, so a finished run's header never changes.
+    `usage`: the engine process's resources, while it runs."""
     symbol, color = badge(status)
     line1 = Text(no_wrap=True, overflow="ellipsis")
     line1.append(f" {symbol} {status.upper()} ", style=f"bold {color}")
@@ -20,6 +23,8 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     if model.device:
         parts.append(model.device)
     line1.append(" " + " · ".join(parts), style="bold")
+    if usage is not None and format_usage(usage):
+        line1.append(f"   {format_usage(usage)}", style="#79c0ff")
     if model.run_id:
         line1.append(f"   {model.run_id}", style="dim")
 
@@ -62,8 +67,8 @@ class RunHeader(Widget):
         super().__init__(**kwargs)
         self.text = Text()
 
-    def show(self, model: RunModel, status: str, now: float | None, reading: bool = False) -> None:
-        text = header_text(model, status, now, self.size.width or 80, reading)
+    def show(self, model: RunModel, status: str, now: float | None, reading: bool = False, usage: Usage | None = None) -> None:
+        text = header_text(model, status, now, self.size.width or 80, reading, usage)
         if text.plain != self.text.plain or text.spans != self.text.spans:
             self.text = text
             self.refresh()
