@@ -126,7 +126,7 @@ def test_resume_log_line_counts_in_good_grammar() -> None:
 @pytest.mark.parametrize("with_failure_event", [True, False], ids=["failure-event", "no-events"])
 async def test_run_failed_at_setup_shows_its_config_in_the_header(tmp_path: Path, with_failure_event: bool) -> None:
     use_utc()
-    cfg = run_config("cifar10-unif40", "cifar10", "mwnet", 120, 0.4, 7)
+    cfg = run_config("noisy-labels", "cifar10", "mwnet", 120, 0.4, 7)
     run_dir = create_run(tmp_path / "runs", cfg)
     if with_failure_event:
         event = make_event("failure", kind="error", message="FileNotFoundError: ./data/cifar-10-batches-py", traceback=None, epoch=None, iter=None)
@@ -139,7 +139,7 @@ async def test_run_failed_at_setup_shows_its_config_in_the_header(tmp_path: Path
         await pilot.pause(0.3)
         header = screen_text(app).splitlines()[:2]
         assert "FAILED" in header[0]
-        assert "cifar10-unif40 · cifar10 · mwnet · seed 7" in header[0]
+        assert "noisy-labels · cifar10 · mwnet · seed 7" in header[0]
         assert "epoch 1/120" in header[1]
         assert "?" not in "\n".join(header) and "reading events" not in "\n".join(header)
         assert "FileNotFoundError" in log_text(app.screen)

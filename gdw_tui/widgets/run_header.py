@@ -17,7 +17,10 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     symbol, color = badge(status)
     line1 = Text(no_wrap=True, overflow="ellipsis")
     line1.append(f" {symbol} {status.upper()} ", style=f"bold {color}")
-    parts = [model.preset or "?"] + ([model.dataset] if model.dataset else []) + [model.method or "?"]
+    parts = [model.preset or "?"]
+    if model.dataset and not (model.preset or "").startswith(model.dataset):  # `digits-unif60` says it already
+        parts.append(model.dataset)
+    parts.append(model.method or "?")
     if model.seed is not None:
         parts.append(f"seed {model.seed}")
     if model.device:
