@@ -21,13 +21,16 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Tab, Tabs
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from engine.config import ConfigError
 from engine.method_table import method_info
 from engine.rundir import resume_refusal
-from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
+from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, lock_pid, read_summary, run_status
 
-from .messages import EventsRead
+from .formatting import format_acc
+from .messages import EventsRead, ResourcesRead
+from .resources import EngineMeter, Usage
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
 from .tailer import RunTail
 from .widgets.class_bars import ClassBars
@@ -37,6 +40,7 @@ from .widgets.line_chart import Curve, LineChart
 from .widgets.palette import curve_color
 from .widgets.pane import Pane
 from .widgets.run_header import RunHeader
+from .widgets.run_log import RunLog
 
 # Repaint rates: the header and log follow closely; charts, heatmap and bars redraw at most
 # twice a second (they cost more, and a training curve needs no more).
@@ -46,6 +50,7 @@ FAST_FACETS = frozenset({INFO, PROGRESS, LOG})
 HEAVY_FACETS = frozenset({WEIGHTS, CLASSES})  # painted in a frame of their own,
 HEAVY_AFTER_S = 0.1  # this long after the charts
 LIVE_POLL_S = 0.1
+RESOURCES_S = 1.0  # the engine's CPU, memory and GPU are read this often (in a worker thread)
 IDLE_POLL_S = 1.0
 WIDE_MIN = (120, 32)  # below this the panes become tabs
 
@@ -58,6 +63,16 @@ GROUPS = (  # tab id, tab label
     ("log", "6 Log"),
 )
 CLEAN, CORRUPTED = curve_color(2), curve_color(4)
+PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `1…6 pane` once
+LIVE_STATUSES = ("running", "starting", "stopping")
+
+
+def _stored_config(run_dir: Path) -> dict:
+    """The run's config.toml, resolved ({} when it is missing or unreadable: the events still tell)."""
+    try:
+        return load_run_config(run_dir)
+    except ConfigError:
+        return {}
 
 
 def _int_tick(v: float) -> str:
@@ -70,17 +85,19 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "scrub(-1)", "older"),
         Binding("right_square_bracket", "scrub(1)", "newer"),
         Binding("l", "show_group('log')", "log", show=False),
-        Binding("m", "maximize", "maximize", show=False),
+        *[Binding(str(i + 1), f"show_group('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        Binding("m", "maximize", "maximize"),
+        Binding("c", "show_config", "config"),
         Binding("s", "stop", "stop"),
-        Binding("R", "resume", "resume", show=False),
+        Binding("R", "resume", "resume"),
         Binding("escape", "back", "back"),
-        *[Binding(str(i + 1), f"show_group('{g}')", label, show=False) for i, (g, label) in enumerate(GROUPS)],
     ]
 
     def __init__(self, run_dir: Path, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run_dir = Path(run_dir)
-        self.model = RunModel(run_id=self.run_dir.name)
+        self.stored_config = _stored_config(self.run_dir)
+        self.model = self._new_model()
         self.snapshot_index: int | None = None  # None: follow the newest snapshot
         self.show_ratio = False
         self.active_group = "curves"
@@ -94,6 +111,8 @@ class DashboardScreen(Screen):
         self._traceback_shown = False
         self._engine_log_shown = False
         self._stop_requested = False
+        self._bindings_key: tuple = ()
+        self.usage: Usage | None = None  # the engine process's resources, while it runs
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -110,7 +129,7 @@ class DashboardScreen(Screen):
             yield Pane(LineChart(x_label="loss ℓ", id="vnet-chart"), title="V(ℓ) weighting function", group="vnet", id="pane-vnet")
             yield Pane(VerticalScroll(ClassBars(id="class-bars"), id="class-scroll"),
                        title="Per-class test accuracy", group="classes", id="pane-classes")
-            yield Pane(RichLog(id="log", max_lines=2000, wrap=True, markup=False, highlight=False),
+            yield Pane(RunLog(id="log", max_lines=2000, wrap=True, markup=False, highlight=False),
                        title="Log", group="log", id="pane-log")
         yield Footer()
 
@@ -126,11 +145,14 @@ class DashboardScreen(Screen):
         self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
         # Reading starts after the first paint: parsing a long file in the worker thread would
         # otherwise compete with it for the interpreter.
+        self.watch(self.query_one("#class-scroll"), "scroll_y", self._show_class_range, init=False)
         self.call_after_refresh(self.follow_events)
         self.set_interval(1.0, self._tick)
+        self.measure_engine()
 
     def on_resize(self) -> None:
         self._apply_layout()
+        self.call_after_refresh(self._show_class_range)
 
     def _apply_layout(self) -> None:
         width, height = self.size
@@ -139,6 +161,7 @@ class DashboardScreen(Screen):
         self.query_one("#tabs").display = narrow
         for pane in self.query(Pane):
             pane.display = not narrow or pane.group == self.active_group
+        self._update_bindings()
 
     @on(Tabs.TabActivated, "#tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -154,9 +177,12 @@ class DashboardScreen(Screen):
             self.query_one("#tabs", Tabs).active = f"tab-{group}"
             self._show_group(group)
         pane = self.query_one(f"#pane-{ {'curves': 'loss'}.get(group, group)}", Pane)
+        if self.maximized is not None and self.maximized is not pane:
+            self.minimize()
+        # The pane's own control (heatmap, log, class list) when it has one, else the pane: so
+        # on the wide layout `m` then maximises the pane the number picked.
         focusable = [w for w in pane.query("*") if w.can_focus]
-        if focusable:
-            focusable[0].focus()
+        (focusable[0] if focusable else pane).focus()
 
     # --- reading events ------------------------------------------------------------------------
 
@@ -185,7 +211,10 @@ class DashboardScreen(Screen):
         try:
             if message.restarted:
                 self._reset_model()
+            pinned = self.model.snapshot_at(self.snapshot_index) if self.snapshot_index is not None else None
             self.model.apply_all(message.events)
+            if pinned is not None:  # thinning may have moved (or dropped) the snapshot shown
+                self.snapshot_index = next((i for i, s in enumerate(self.model.snapshots) if s is pinned), self.snapshot_index)
             if message.error:
                 self.read_error = message.error
                 self.query_one("#log", RichLog).write(f"cannot read events: {message.error}")
@@ -199,8 +228,46 @@ class DashboardScreen(Screen):
         else:
             self._schedule_repaint()
 
+    def _new_model(self) -> RunModel:
+        model = RunModel(run_id=self.run_dir.name)
+        model.apply_config(self.stored_config)  # the header has something to show before run_start
+        return model
+
+    @work(thread=True, exclusive=True, group="resources", exit_on_error=False)
+    def measure_engine(self) -> None:
+        """Once a second while the run is live: the engine's CPU %, RSS and (CUDA) GPU use."""
+        worker = get_current_worker()
+        meter: EngineMeter | None = None
+        while not worker.is_cancelled:
+            usage = None
+            if self.status in LIVE_STATUSES:
+                pid = lock_pid(self.run_dir)
+                if pid is not None and (meter is None or meter.pid != pid):
+                    meter = EngineMeter(pid, self.model.device)
+                usage = meter.sample() if meter is not None and pid is not None else None
+            if usage != self.usage:
+                self.post_message(ResourcesRead(usage))
+            time.sleep(RESOURCES_S)
+
+    def on_resources_read(self, message: ResourcesRead) -> None:
+        self.usage = message.usage
+        self._repaint({PROGRESS})
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A reader that raised: say so (notification and log) instead of silently stopping to follow."""
+        if event.state != WorkerState.ERROR or event.worker.group != "follow":
+            return
+        error = event.worker.error
+        self.read_error = f"{type(error).__name__}: {error}"
+        message = f"stopped reading {EVENTS}: {self.read_error} (reopen the run to try again)"
+        self.notify(message, title="cannot follow the run", severity="error")
+        self.query_one("#log", RichLog).write(Text(message, style="bold #ff7b72"))
+        self._applied.set()
+        self.caught_up = True  # nothing more will come: the header stops saying `reading events…`
+        self._repaint({INFO, PROGRESS})
+
     def _reset_model(self) -> None:
-        self.model = RunModel(run_id=self.run_dir.name)
+        self.model = self._new_model()
         self.snapshot_index = None
         self._log_written = 0
         self._traceback_shown = False
@@ -223,11 +290,30 @@ class DashboardScreen(Screen):
     def _tick(self) -> None:
         status = self._current_status()
         changed = status != self.status
-        self.status = status
+        previous, self.status = self.status, status
         if changed:
             self._explain_if_dead()
-        if changed or status in ("running", "starting", "stopping"):
+            if previous in LIVE_STATUSES:
+                self._announce_end()
+        if changed or status in LIVE_STATUSES:
             self._repaint({PROGRESS})
+        self._update_bindings()
+
+    def _announce_end(self) -> None:
+        """A followed run just finished, failed, diverged or lost its engine: a notification and the bell."""
+        m, name = self.model, self.run_dir.name
+        if self.status == "finished":
+            text, severity = f"{name} finished: final {format_acc(m.final_acc)}%, best {format_acc(m.best_acc)}%", "information"
+        elif self.status == "failed":
+            kind = (m.failure or {}).get("kind", "error")
+            message = (m.failure or {}).get("message") or read_summary(self.run_dir).get("message") or "see the log"
+            text, severity = f"{name} {'diverged' if kind == 'diverged' else 'failed'}: {message}", "error"
+        elif self.status == "interrupted":
+            text, severity = f"{name}: the engine is gone without a final event (R resumes from the last checkpoint)", "warning"
+        else:
+            return  # stopped: the user asked for it
+        self.notify(text, title=f"run {self.status}", severity=severity, timeout=10)
+        self.app.bell()
 
     def _explain_if_dead(self) -> None:
         """A run that failed or vanished without a failure event: its summary and engine.log say why."""
@@ -288,7 +374,8 @@ class DashboardScreen(Screen):
     def _repaint(self, facets: set[str]) -> None:
         if facets & {INFO, PROGRESS}:
             live = self.status in ("running", "stopping")
-            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up)
+            self.query_one(RunHeader).show(self.model, self.status, time.time() if live else None, not self.caught_up,
+                                           self.usage if live else None)
         if LOSS in facets:
             self._paint_loss()
         if ACCURACY in facets:
@@ -299,6 +386,8 @@ class DashboardScreen(Screen):
             self._paint_classes()
         if LOG in facets:
             self._paint_log()
+        if facets & {PROGRESS, WEIGHTS}:
+            self._update_bindings()
 
     def _set_title(self, pane_id: str, title: str) -> None:
         pane = self.query_one(pane_id, Pane)
@@ -327,6 +416,19 @@ class DashboardScreen(Screen):
         self.query_one(ClassBars).set_values(m.classes, m.per_class_acc)
         if m.epochs_done:
             self._set_title("#pane-classes", f"Per-class test accuracy · epoch {m.epochs_done}")
+        self.call_after_refresh(self._show_class_range)  # once the bars' new height is laid out
+
+    def _show_class_range(self) -> None:
+        """`classes 1–10 of 100 · ↑↓ scroll` under the bars when they do not all fit."""
+        scroll = self.query_one("#class-scroll", VerticalScroll)
+        n, rows = len(self.model.per_class_acc), scroll.scrollable_content_region.height
+        hint = ""
+        if rows and n > rows:
+            first = round(scroll.scroll_y) + 1
+            hint = f"classes {first}–{min(n, first + rows - 1)} of {n} · ↑↓ scroll"
+        pane = self.query_one("#pane-classes", Pane)
+        if pane.border_subtitle != hint:
+            pane.border_subtitle = hint
 
     def _paint_weights(self) -> None:
         m = self.model
@@ -336,9 +438,12 @@ class DashboardScreen(Screen):
         self._paint_vnet(snap)
 
     def _scrub_text(self) -> str:
+        """`snapshot k/n`: the newest is n/n, each `[` counts down; `live` while it follows a live run."""
         n = len(self.model.snapshots)
+        if not n:
+            return ""
         if self.snapshot_index is None:
-            return f"snapshot {n}/{n} live" if n else ""
+            return f"snapshot {n}/{n}" + (" · live" if self.status in LIVE_STATUSES else "")
         return f"snapshot {min(self.snapshot_index, n - 1) + 1}/{n}"
 
     def _paint_heatmap(self, snap: Snapshot | None) -> None:
@@ -390,7 +495,7 @@ class DashboardScreen(Screen):
         else:
             chart.empty_text = "V(ℓ) arrives with the first weights snapshot"
         curves = []
-        first = next((s.vnet for s in m.snapshots if s.vnet), None)
+        first = m.first_vnet
         if snap and snap.vnet:
             now = Curve(f"epoch {snap.epoch + 1}", list(zip(snap.vnet["loss"], snap.vnet["weight"])), curve_color(0))
             if first is not None and first is not snap.vnet:
@@ -428,12 +533,47 @@ class DashboardScreen(Screen):
         index += step
         self.snapshot_index = None if index >= n - 1 else max(0, index)
         self._paint_weights()
+        self._update_bindings()
 
     def action_maximize(self) -> None:
         if self.maximized is not None:
             self.minimize()
-        elif self.focused is not None:
-            self.maximize(self.focused)
+            return
+        pane = next((w for w in (self.focused, *(self.focused.ancestors if self.focused else ())) if isinstance(w, Pane)), None)
+        if pane is not None:
+            self.maximize(pane, container=False)
+
+    # --- which keys apply (the footer shows only these) -------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.status in ("running", "starting")
+        if action == "resume":
+            return self._resume_refusal() is None
+        if action == "scrub":
+            n = len(self.model.snapshots)
+            if n < 2:
+                return False
+            index = n - 1 if self.snapshot_index is None else self.snapshot_index
+            can = index > 0 if parameters and parameters[0] == -1 else self.snapshot_index is not None
+            return True if can else None  # shown dimmed at either end
+        if action == "maximize":
+            return not self.has_class("-narrow")  # narrow: every pane already fills the screen
+        return True
+
+    def _update_bindings(self) -> None:
+        """Refresh the footer when something it depends on changed (a refresh re-renders it)."""
+        n = len(self.model.snapshots)
+        key = (self.status, self._resume_refusal() is None,
+               min(n, 2), self.snapshot_index == 0, self.snapshot_index is None, self.has_class("-narrow"))
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
+
+    def action_show_config(self) -> None:
+        from .config_screen import ConfigScreen
+
+        self.app.push_screen(ConfigScreen(self.run_dir))
 
     def action_back(self) -> None:
         if self.maximized is not None:
@@ -455,9 +595,12 @@ class DashboardScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Stop {self.run_dir.name}?\nThe engine checkpoints and exits; resume it later with R.", "Stop run"), stop)
 
-    def action_resume(self) -> None:
+    def _resume_refusal(self) -> str | None:
         # The dashboard's own "starting" and "stopping" are running to the rule (engine.rundir).
-        refusal = resume_refusal(self.run_dir, "running" if self.status in ("starting", "stopping") else self.status)
+        return resume_refusal(self.run_dir, "running" if self.status in ("starting", "stopping") else self.status)
+
+    def action_resume(self) -> None:
+        refusal = self._resume_refusal()
         if refusal:
             self.notify(f"run {self.run_dir.name} {refusal}", severity="warning")
             return

@@ -17,3 +17,10 @@ class EventsRead(Message):
     at_end: bool = False  # the reader has caught up with the file
     error: str = ""  # the file cannot be read (e.g. a newer schema): reading stopped
 
+
+
+@dataclass
+class ResourcesRead(Message):
+    """The engine process's resources, sampled in a worker (None: not running / unknown)."""
+
+    usage: Any = None

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .formatting import plural
 from .series import BoundedSeries
 
 MAX_SNAPSHOTS = 240  # ω snapshots kept for scrubbing (100 classes: ~80 kB each)
@@ -68,6 +69,7 @@ class RunModel:
     preset: str = ""
     title: str = ""
     method: str = ""
+    dataset: str = ""
     seed: int | None = None
     device: str = ""
     device_name: str = ""
@@ -108,6 +110,8 @@ class RunModel:
 
     snapshots: list[Snapshot] = field(default_factory=list)
     snapshots_seen: int = 0
+    first_vnet: dict[str, Any] | None = None  # V(ℓ) of the first snapshot, kept whatever thinning drops
+    first_vnet_at: tuple[int, int] = (0, 0)  # its (epoch, global_iter)
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     log_total: int = 0  # log lines ever appended (the deque keeps the newest)
     events_read: int = 0
@@ -116,6 +120,20 @@ class RunModel:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    # --- the stored config (before any event) -------------------------------------------------
+
+    def apply_config(self, cfg: dict[str, Any]) -> None:
+        """What config.toml says, for a run that has no run_start yet (or never will: it failed at setup)."""
+        data, train = cfg.get("data") or {}, cfg.get("train") or {}
+        self.preset = self.preset or str(cfg.get("preset") or "")
+        self.title = self.title or str(cfg.get("title") or "")
+        self.method = self.method or str(train.get("method") or "")
+        self.dataset = self.dataset or str(data.get("dataset") or "")
+        if self.seed is None and isinstance(train.get("seed"), int):
+            self.seed = train["seed"]
+        self.epochs = self.epochs or int(train.get("epochs") or 0)
+        self.dirty.add(INFO)
 
     # --- folding events ----------------------------------------------------------------------
 
@@ -149,6 +167,7 @@ class RunModel:
         self.epochs = int(e.get("epochs") or self.epochs)
         self.iters_per_epoch = int(e.get("iters_per_epoch") or self.iters_per_epoch)
         self.config = e.get("config") or self.config
+        self.dataset = str((self.config.get("data") or {}).get("dataset") or self.dataset)
         self.noise = e.get("noise") or self.noise
         self.counts = e.get("counts") or self.counts
         t = float(e.get("t") or 0.0)
@@ -169,11 +188,14 @@ class RunModel:
             self.snapshots = [s for s in self.snapshots if s.global_iter < done_iters]
         else:
             self.snapshots = [s for s in self.snapshots if s.epoch < done]
+        first_epoch, first_iter = self.first_vnet_at
+        if (first_iter >= done_iters) if self.iters_per_epoch else (first_epoch >= done):
+            self.first_vnet = None  # that work is redone: the first curve comes again
         for s in (self.test_acc, self.train_acc, self.meta_acc):
             _truncate(s, done + 1)  # epoch points sit at x = epoch + 1
         self.epoch_seconds = self.epoch_seconds[:done]
         self.epochs_done = min(self.epochs_done, done)
-        where = f"{done} epochs" + (f" and {e['from_iter']} iterations" if e.get("from_iter") else "")
+        where = plural(done, "epoch") + (f" and {plural(int(e['from_iter']), 'iteration')}" if e.get("from_iter") else "")
         self._log(e, "info", f"resuming from {e.get('checkpoint', 'checkpoint')} after {where}")
         self.dirty |= {PROGRESS, LOSS, ACCURACY, WEIGHTS, LOG}
 
@@ -218,6 +240,8 @@ class RunModel:
             )
         )
         self.snapshots_seen += 1
+        if self.first_vnet is None and self.snapshots[-1].vnet:
+            self.first_vnet, self.first_vnet_at = self.snapshots[-1].vnet, (self.snapshots[-1].epoch, gi)
         if len(self.snapshots) > MAX_SNAPSHOTS:
             self.snapshots = thin_snapshots(self.snapshots)
         self.dirty |= {WEIGHTS}
@@ -333,9 +357,10 @@ class RunModel:
 
 
 def thin_snapshots(snapshots: list[Snapshot]) -> list[Snapshot]:
-    """Drop every second mid-epoch snapshot (epoch ends are kept while possible), newest kept."""
-    mid = [i for i, s in enumerate(snapshots[:-1]) if not s.epoch_end]
-    drop = set(mid[::2]) if mid else set(range(0, len(snapshots) - 1, 2))
+    """Drop every second mid-epoch snapshot (epoch ends are kept while possible); the first and
+    the newest are always kept (the first is the baseline a user compares against)."""
+    mid = [i for i, s in enumerate(snapshots[1:-1], start=1) if not s.epoch_end]
+    drop = set(mid[::2]) if mid else set(range(1, len(snapshots) - 1, 2))
     return [s for i, s in enumerate(snapshots) if i not in drop]
 
 

@@ -113,7 +113,7 @@ async def test_ratio_toggle_and_scrubbing(fixture_runs: Path) -> None:
         assert f"snapshot {len(weights) - 2}/{len(weights)}" in screen_text(app)
         assert heatmap.value_at(0, 1) == pytest.approx(weights[-3]["omega"][0][1], abs=1e-6)
         await pilot.press("right_square_bracket", "right_square_bracket")
-        assert f"snapshot {len(weights)}/{len(weights)} live" in screen_text(app)
+        assert f"snapshot {len(weights)}/{len(weights)}" in screen_text(app) and "live" not in screen_text(app)  # finished: not live
 
 
 async def test_hundred_classes_zoom_and_scroll(fixture_runs: Path) -> None:

@@ -10,9 +10,7 @@ to fit unless the user zooms in, in which case the view scrolls to follow the cu
 from __future__ import annotations
 
 import math
-import operator
 from array import array
-from typing import Sequence
 
 from rich.color import Color
 from rich.segment import Segment
@@ -24,82 +22,13 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .palette import LEVELS, MUTED, block_style, cell_style, level, level_rgb, levels
+from ..heatmap_math import (  # noqa: F401 - downsample, finite_range, format_value: used by callers through here
+    CELL_MODE_MAX, ZOOMS, abbreviate, cell_text, downsample, finite_range, fit_block, format_value, level, levels,
+    move_cursor, scroll_to_cursor,
+)
+from .palette import LEVELS, MUTED, block_style, cell_style, level_rgb
 
-CELL_MODE_MAX = 20  # up to this many classes: one coloured cell per class
-ZOOMS = (1, 2, 3, 4, 5, 10, 20)
 FIXED_ROWS = 3  # column header, readout, legend
-
-
-def downsample(values: Sequence[float], size: int, block: int, has_nan: bool | None = None) -> tuple[int, list[float]]:
-    """Means of block×block tiles of a flat size×size matrix, ignoring NaN (all-NaN tile → NaN).
-
-    `has_nan`: whether values holds a NaN, when the caller already knows (None: look)."""
-    if block <= 1:
-        return size, list(values)
-    n = math.ceil(size / block)
-    if has_nan if has_nan is not None else any(v != v for v in values):
-        return n, _downsample_with_nan(values, size, block, n)
-    # No NaN (the usual case): add the block's rows element-wise, then each tile's columns (strided
-    # slices) — C-level map/add instead of one Python step per matrix entry.
-    pad = [0.0] * (n * block - size)
-    widths = [min(block, size - c * block) for c in range(n)]
-    means: list[float] = []
-    for top in range(0, size, block):
-        rows = [values[r * size:(r + 1) * size] for r in range(top, min(size, top + block))]
-        cols = list(_add_all(rows)) + pad
-        sums = _add_all([cols[k::block] for k in range(block)])
-        means.extend([t / (len(rows) * w) for t, w in zip(sums, widths)])
-    return n, means
-
-
-def _add_all(seqs: list) -> list[float]:
-    """Element-wise sum of equally long sequences."""
-    total = list(seqs[0])
-    for seq in seqs[1:]:
-        total = list(map(operator.add, total, seq))
-    return total
-
-
-def _downsample_with_nan(values: Sequence[float], size: int, block: int, n: int) -> list[float]:
-    sums = [0.0] * (n * n)
-    counts = [0] * (n * n)
-    for a in range(size):
-        base = (a // block) * n
-        row = a * size
-        for j in range(size):
-            v = values[row + j]
-            if v == v:  # not NaN
-                k = base + j // block
-                sums[k] += v
-                counts[k] += 1
-    return [s / c if c else math.nan for s, c in zip(sums, counts)]
-
-
-def finite_range(values: Sequence[float]) -> tuple[float, float] | None:
-    finite = [v for v in values if v == v and math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite), max(finite)
-
-
-def format_value(v: float) -> str:
-    if v != v:
-        return "–"
-    if abs(v) >= 1000:
-        return f"{v:.3g}"
-    return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
-
-
-def cell_text(v: float, room: int) -> str:
-    """A value in at most `room` characters (the readout below always has the exact value)."""
-    if room >= 4:
-        return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"[:room]
-    if room == 3:
-        if 0 <= v < 1:
-            return f"{v:.2f}"[1:]  # .41
-        return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"[:3]
-    return ""
 
 
 class Heatmap(Widget, can_focus=True):
@@ -160,6 +89,7 @@ class Heatmap(Widget, can_focus=True):
         empty_text: str | None = None,
     ) -> None:
         """New data; lo/hi fix the colour scale (default: the finite range of the values)."""
+        previous_size = self.size_c
         self.values = values if values is not None else []
         self.size_c = size if values is not None else 0
         self.row_labels = self.col_labels = list(labels)
@@ -174,6 +104,8 @@ class Heatmap(Widget, can_focus=True):
         r, c = self.cursor
         if self.size_c and (r >= self.size_c or c >= self.size_c):
             self.cursor = (min(r, self.size_c - 1), min(c, self.size_c - 1))
+        if self.size_c != previous_size:
+            self._follow_cursor()
         self._invalidate()
 
     def value_at(self, row: int, col: int) -> float:
@@ -207,11 +139,7 @@ class Heatmap(Widget, can_focus=True):
 
     def fit_block(self) -> int:
         """Smallest zoom whose whole matrix fits: n columns and n/2 rows (half blocks)."""
-        for b in ZOOMS:
-            n = math.ceil(self.size_c / b)
-            if n <= self._cols_avail() and math.ceil(n / 2) <= self._rows_avail():
-                return b
-        return ZOOMS[-1]
+        return fit_block(self.size_c, self._cols_avail(), self._rows_avail())
 
     @property
     def block(self) -> int:
@@ -237,11 +165,7 @@ class Heatmap(Widget, can_focus=True):
     def action_move(self, d_row: int, d_col: int) -> None:
         if not self.size_c:
             return
-        b = self.block
-        r, c = self.cursor
-        r = max(0, min(self.size_c - 1, (r // b + d_row) * b))
-        c = max(0, min(self.size_c - 1, (c // b + d_col) * b))
-        self.cursor = (r, c)
+        self.cursor = move_cursor(self.cursor, self.size_c, self.block, d_row, d_col)
 
     def action_jump(self, where: int) -> None:
         if self.size_c:
@@ -260,15 +184,27 @@ class Heatmap(Widget, can_focus=True):
         self.zoom = None if new == fit else new
 
     def watch_cursor(self, cursor: tuple[int, int]) -> None:
+        self._follow_cursor()
         self._invalidate()
         self.post_message(self.CursorMoved(self, *cursor))
 
     def watch_zoom(self) -> None:
         self._tiles = None
+        self._follow_cursor()
         self._invalidate()
 
     def on_resize(self) -> None:
+        self._follow_cursor()
         self._invalidate()
+
+    def _follow_cursor(self) -> None:
+        """Scroll a zoomed-in view so the cursor's tile is shown (here, not while drawing)."""
+        if not self.size_c or not self.size.width or self.cell_mode:
+            return
+        b = self.block
+        n = math.ceil(self.size_c / b)
+        cursor = (self.cursor[0] // b, self.cursor[1] // b)
+        self._view = scroll_to_cursor(self._view, n, self._cols_avail(), self._rows_avail(), cursor)
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
@@ -379,13 +315,14 @@ class Heatmap(Widget, can_focus=True):
         r_cur, c_cur = self.cursor
         highlight = base + Style(reverse=True, bold=True)
         header = [Segment(" " * (lw + 1), base)]
+        col_names, row_names = abbreviate(self.col_labels, cw - 1), abbreviate(self.row_labels, lw)
         for j in range(c):
-            text = self.col_labels[j][: cw - 1].center(cw) if j < len(self.col_labels) else str(j).center(cw)
+            text = col_names[j].center(cw) if j < len(col_names) else str(j).center(cw)
             header.append(Segment(text, highlight if j == c_cur else base + MUTED))
         rows = [header]
         ch = self._cell_height()
         for a in range(c):
-            label = self.row_labels[a][:lw].rjust(lw) if a < len(self.row_labels) else str(a).rjust(lw)
+            label = row_names[a].rjust(lw) if a < len(row_names) else str(a).rjust(lw)
             for sub in range(ch):
                 text_row = sub == ch // 2  # the value is printed on the middle row of a tall cell
                 shown = label if text_row else " " * lw
@@ -411,7 +348,7 @@ class Heatmap(Widget, can_focus=True):
         lw = self._label_width()
         cols, term_rows = self._cols_avail(), self._rows_avail()
         cur_r, cur_c = self.cursor[0] // b, self.cursor[1] // b
-        vr, vc = self._scroll_to_cursor(n, cols, term_rows, cur_r, cur_c)
+        vr, vc = self._view
         levels = self.tile_levels()
         shown_cols = range(vc, min(n, vc + cols))
 
@@ -455,22 +392,6 @@ class Heatmap(Widget, can_focus=True):
                     segs.append(Segment("▀", cell_style(lt, lb)))
             rows.append(segs)
         return rows
-
-    def _scroll_to_cursor(self, n: int, cols: int, term_rows: int, cur_r: int, cur_c: int) -> tuple[int, int]:
-        vr, vc = self._view
-        rows_shown = 2 * term_rows
-        if cur_r < vr:
-            vr = cur_r - cur_r % 2
-        elif cur_r >= vr + rows_shown:
-            vr = cur_r - rows_shown + 1 + (cur_r - rows_shown + 1) % 2
-        if cur_c < vc:
-            vc = cur_c
-        elif cur_c >= vc + cols:
-            vc = cur_c - cols + 1
-        vr = max(0, min(vr, max(0, n - rows_shown + (n - rows_shown) % 2)))
-        vc = max(0, min(vc, max(0, n - cols)))
-        self._view = (vr, vc)
-        return vr, vc
 
     def _legend(self, base: Style, width: int) -> list[Segment]:
         lo, hi = format_value(self.lo), format_value(self.hi)

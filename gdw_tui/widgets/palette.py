@@ -8,6 +8,8 @@ from functools import lru_cache
 from rich.color import Color
 from rich.style import Style
 
+from ..heatmap_math import LEVELS, level, levels  # noqa: F401 - the scale's steps, used with the colours here
+
 # Distinct on dark and light backgrounds, and distinct in luminance, so NO_COLOR's monochrome
 # rendering still tells the curves apart.
 CURVE_COLORS = ("#58a6ff", "#f0883e", "#3fb950", "#d2a8ff", "#ff7b72", "#e3b341", "#79c0ff", "#a5d6ff")
@@ -20,30 +22,11 @@ VIRIDIS = (
     (0x44, 0x01, 0x54), (0x47, 0x2C, 0x7A), (0x3B, 0x51, 0x8B), (0x2C, 0x71, 0x8E), (0x21, 0x90, 0x8C),
     (0x27, 0xAD, 0x81), (0x5C, 0xC8, 0x63), (0xAA, 0xDC, 0x32), (0xFD, 0xE7, 0x25),
 )
-LEVELS = 256
 MISSING_RGB = (0x30, 0x30, 0x30)  # a label no sample carried: neutral, outside the scale
 
 
 def curve_color(index: int) -> str:
     return CURVE_COLORS[index % len(CURVE_COLORS)]
-
-
-def level(value: float, lo: float, hi: float) -> int:
-    """Position of value on a [lo, hi] scale as 0..LEVELS-1; -1 for a missing (NaN) value."""
-    if value is None or math.isnan(value):
-        return -1
-    if hi <= lo:
-        return LEVELS // 2
-    f = (value - lo) / (hi - lo)
-    return max(0, min(LEVELS - 1, int(f * (LEVELS - 1) + 0.5)))
-
-
-def levels(values: list[float], lo: float, hi: float) -> list[int]:
-    """`level` of many values at once (the heatmap's thousands of tiles per frame)."""
-    if hi <= lo:
-        return [-1 if v != v else LEVELS // 2 for v in values]
-    scale, top = (LEVELS - 1) / (hi - lo), LEVELS - 1
-    return [-1 if v != v else max(0, min(top, int((v - lo) * scale + 0.5))) for v in values]
 
 
 @lru_cache(maxsize=LEVELS + 1)

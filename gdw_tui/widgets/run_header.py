@@ -5,21 +5,29 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ..formatting import badge, format_acc, format_duration
+from ..formatting import badge, format_acc, format_clock, format_duration, format_speed, format_usage
+from ..resources import Usage
 from ..run_model import RunModel
 
 
-def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False) -> Text:
-    """`now` is given only while the run is live, so a finished run's header never changes."""
+def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False,
+                usage: Usage | None = None) -> Text:
+    """`now` is given only while the run is live, so a finished run's header never changes.
+    `usage`: the engine process's resources, while it runs."""
     symbol, color = badge(status)
     line1 = Text(no_wrap=True, overflow="ellipsis")
     line1.append(f" {symbol} {status.upper()} ", style=f"bold {color}")
-    parts = [model.preset or "?", model.method or "?"]
+    parts = [model.preset or "?"]
+    if model.dataset and not (model.preset or "").startswith(model.dataset):  # `digits-unif60` says it already
+        parts.append(model.dataset)
+    parts.append(model.method or "?")
     if model.seed is not None:
         parts.append(f"seed {model.seed}")
     if model.device:
         parts.append(model.device)
     line1.append(" " + " · ".join(parts), style="bold")
+    if usage is not None and format_usage(usage):
+        line1.append(f"   {format_usage(usage)}", style="#79c0ff")
     if model.run_id:
         line1.append(f"   {model.run_id}", style="dim")
 
@@ -34,11 +42,11 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     if model.iters_per_epoch and model.iter >= 0:
         bits.append(f"it {model.iter + 1}/{model.iters_per_epoch}")
     if model.it_s is not None and not model.ended:
-        bits.append(f"{model.it_s:.1f} it/s")
+        bits.append(format_speed(model.it_s))
     bits.append(f"elapsed {format_duration(model.elapsed(now))}")
     eta = model.eta() if status == "running" else None
     if eta is not None:
-        bits.append(f"ETA {format_duration(eta)}")
+        bits.append(f"ETA {format_duration(eta)}" + (f" ({format_clock(now + eta)})" if now is not None else ""))
     if model.best_acc is not None:
         bits.append(f"best {format_acc(model.best_acc)}")
     if model.final_acc is not None:
@@ -62,8 +70,8 @@ class RunHeader(Widget):
         super().__init__(**kwargs)
         self.text = Text()
 
-    def show(self, model: RunModel, status: str, now: float | None, reading: bool = False) -> None:
-        text = header_text(model, status, now, self.size.width or 80, reading)
+    def show(self, model: RunModel, status: str, now: float | None, reading: bool = False, usage: Usage | None = None) -> None:
+        text = header_text(model, status, now, self.size.width or 80, reading, usage)
         if text.plain != self.text.plain or text.spans != self.text.spans:
             self.text = text
             self.refresh()

@@ -1,0 +1,474 @@
+"""The run dashboard: what its header, panes, footer and keys show for runs in every state.
+
+Pure parts (the run model, formatters, heatmap maths) are tested directly; the screen through the
+real app (`run_test` + Pilot) on synthesised runs (tests/fixtures/make_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import RichLog
+
+from engine.events import make_event, read_events
+from engine.runs import EVENTS, LOG as ENGINE_LOG, acquire_lock, create_run, read_summary, write_summary
+from fixtures.make_fixtures import run_config, synth_events
+from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, STOPPED, make_runs, screen_text, use_utc, wait_caught_up, wait_until
+from gdw_tui.app import GdwApp
+from gdw_tui.config_screen import ConfigScreen
+from gdw_tui.dashboard import DashboardScreen
+from gdw_tui.formatting import format_bytes, format_speed, format_usage, plural
+from gdw_tui.heatmap_math import (
+    LEVELS, ZOOMS, abbreviate, downsample, finite_range, fit_block, level, levels, move_cursor, scroll_to_cursor,
+)
+from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
+from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
+from gdw_tui.widgets.heatmap import Heatmap
+from gdw_tui.widgets.run_header import header_text
+
+
+@pytest.fixture(scope="module")
+def fixture_runs(tmp_path_factory) -> Path:
+    use_utc()
+    return make_runs(tmp_path_factory.mktemp("dash"))
+
+
+@pytest.fixture
+def runs(tmp_path: Path, fixture_runs: Path) -> Path:
+    """A private copy, for tests that change run directories."""
+    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
+
+
+def log_text(screen) -> str:
+    return "\n".join(line.text for line in screen.query_one("#log", RichLog).lines)
+
+
+# --- 1. V(ℓ): the first curve is the first snapshot's, however long the run --------------------
+
+
+def test_first_vnet_curve_survives_snapshot_thinning() -> None:
+    model = RunModel()
+    events = list(synth_events(run_id="long", preset="p", method="gdw", epochs=130, iters_per_epoch=4, step_every=4, weights_per_epoch=4))
+    weights = [e for e in events if e["type"] == "weights"]
+    assert len(weights) > 2 * MAX_SNAPSHOTS  # thinned at least twice
+    model.apply_all(events)
+    assert len(model.snapshots) <= MAX_SNAPSHOTS
+    assert model.first_vnet == weights[0]["vnet"]
+    assert model.snapshots[0].global_iter == weights[0]["global_iter"]  # thinning keeps the first too
+    assert model.snapshots[-1].global_iter == weights[-1]["global_iter"]
+
+
+def test_resume_from_the_start_forgets_the_first_vnet_curve() -> None:
+    model = RunModel()
+    model.apply_all(list(synth_events(run_id="s", preset="p", epochs=4, iters_per_epoch=10, stop_after_epochs=2, end="stopped")))
+    first = model.first_vnet
+    model.apply(make_event("resume", from_epoch=1, from_iter=0, checkpoint="checkpoints/last.pt"))
+    assert model.first_vnet is first  # epoch 1 is kept: its first curve still is the first
+    model.apply(make_event("resume", from_epoch=0, from_iter=0, checkpoint="checkpoints/last.pt"))
+    assert model.first_vnet is None and not model.snapshots
+
+
+async def test_vnet_pane_shows_the_first_snapshot_of_a_long_run(tmp_path: Path) -> None:
+    use_utc()
+    cfg = run_config("digits-unif60", "digits", "gdw", 130, 0.6, 1)
+    run_dir = create_run(tmp_path / "runs", cfg)
+    events = list(synth_events(run_id=run_dir.name, preset="digits-unif60", epochs=130, iters_per_epoch=4, step_every=4, weights_per_epoch=4))
+    (run_dir / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
+    write_summary(run_dir, {**read_summary(run_dir), "status": "finished"})
+    first = [e for e in events if e["type"] == "weights"][0]["vnet"]
+    app = GdwApp(tmp_path / "runs", open_run=run_dir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        chart = app.screen.query_one("#vnet-chart")
+        await wait_until(pilot, lambda: [c.label for c in chart.curves] == ["first", "epoch 130"], what="the V curves")
+        assert chart.curves[0].points == list(zip(first["loss"], first["weight"]))
+
+
+# --- 2. speed, ETA and plurals ------------------------------------------------------------------
+
+
+def test_speed_reads_seconds_per_iteration_below_one() -> None:
+    assert format_speed(25.04) == "25.0 it/s"
+    assert format_speed(1 / 15.2) == "15.2 s/it"
+    assert format_speed(0.0) == "– it/s"
+    assert plural(1, "iteration") == "1 iteration" and plural(2, "epoch") == "2 epochs" and plural(0, "epoch") == "0 epochs"
+
+
+def test_header_of_a_slow_live_run_shows_seconds_per_iteration_and_the_eta_clock() -> None:
+    use_utc()
+    model = RunModel()
+    model.apply(make_event("run_start", run_id="slow", preset="cifar100-unif40", method="gdw", seed=3, device="cuda",
+                           epochs=2, iters_per_epoch=100, classes=["a", "b"]))
+    model.apply({"type": "step", "t": 1000.0, "epoch": 0, "iter": 9, "global_iter": 9, "loss": 2.0, "it_s": 0.05})
+    now = 1000.0
+    text = header_text(model, "running", now, 160).plain
+    assert "20.0 s/it" in text and "0.0 it/s" not in text
+    eta = 190 * 20.0  # iterations left × seconds per iteration
+    assert f"ETA 1:03:20 ({time.strftime('%H:%M', time.localtime(now + eta))})" in text
+
+
+def test_resume_log_line_counts_in_good_grammar() -> None:
+    model = RunModel()
+    model.apply(make_event("run_start", run_id="g", epochs=4, iters_per_epoch=10, classes=["a", "b"]))
+    model.apply(make_event("resume", from_epoch=1, from_iter=1, checkpoint="checkpoints/last.pt"))
+    assert model.log[-1].message == "resuming from checkpoints/last.pt after 1 epoch and 1 iteration"
+
+
+# --- 3. a run that failed before run_start: the header comes from config.toml -------------------
+
+
+@pytest.mark.parametrize("with_failure_event", [True, False], ids=["failure-event", "no-events"])
+async def test_run_failed_at_setup_shows_its_config_in_the_header(tmp_path: Path, with_failure_event: bool) -> None:
+    use_utc()
+    cfg = run_config("noisy-labels", "cifar10", "mwnet", 120, 0.4, 7)
+    run_dir = create_run(tmp_path / "runs", cfg)
+    if with_failure_event:
+        event = make_event("failure", kind="error", message="FileNotFoundError: ./data/cifar-10-batches-py", traceback=None, epoch=None, iter=None)
+        (run_dir / EVENTS).write_text(json.dumps(event) + "\n")
+    (run_dir / ENGINE_LOG).write_text("FileNotFoundError: ./data/cifar-10-batches-py\n")
+    write_summary(run_dir, {**read_summary(run_dir), "status": "failed", "message": "FileNotFoundError: ./data/cifar-10-batches-py"})
+    app = GdwApp(tmp_path / "runs", open_run=run_dir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.pause(0.3)
+        header = screen_text(app).splitlines()[:2]
+        assert "FAILED" in header[0]
+        assert "noisy-labels · cifar10 · mwnet · seed 7" in header[0]
+        assert "epoch 1/120" in header[1]
+        assert "?" not in "\n".join(header) and "reading events" not in "\n".join(header)
+        assert "FileNotFoundError" in log_text(app.screen)
+
+
+# --- 4. wide layout: 1–6 focus a pane, m maximises it; the class list scrolls, with a hint ------
+
+
+async def test_number_keys_focus_panes_on_the_wide_layout_and_m_maximises(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        screen = app.screen
+        for key, pane_id in (("1", "pane-loss"), ("3", "pane-target"), ("4", "pane-vnet"), ("2", "pane-omega"), ("6", "pane-log")):
+            await pilot.press(key)
+            focused = app.focused
+            assert focused is not None and pane_id in {focused.id, *(w.id for w in focused.ancestors)}, key
+        await pilot.press("4", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-vnet"
+        await pilot.press("m")
+        assert screen.maximized is None
+        await pilot.press("5", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-classes"
+        await pilot.press("escape")
+        assert screen.maximized is None and isinstance(app.screen, DashboardScreen)
+
+
+async def test_hundred_class_bars_scroll_with_a_hint(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        scroll = app.screen.query_one("#class-scroll")
+        await wait_until(pilot, lambda: "classes 1–" in screen_text(app), what="the class hint")
+        rows = scroll.scrollable_content_region.height
+        assert f"classes 1–{rows} of 100 · ↑↓ scroll" in screen_text(app)
+        await pilot.press("5", "down", "down", "down")
+        await wait_until(pilot, lambda: scroll.scroll_y == 3, what="the scroll")
+        await wait_until(pilot, lambda: f"classes 4–{rows + 3} of 100" in screen_text(app), what="the hint to follow")
+
+
+# --- 5. the log re-wraps at the new width and stays at the bottom ---------------------------------
+
+
+async def test_log_rewraps_on_resize_and_keeps_the_newest_line_in_view(runs: Path) -> None:
+    app = GdwApp(runs, open_run=runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        log = app.screen.query_one("#log", RichLog)
+        for k in range(60):
+            log.write(f"line {k:02d} " + "lorem ipsum dolor sit amet " * 4)
+        await pilot.pause()
+        assert log.is_vertical_scroll_end
+        wide = log.scrollable_content_region.width
+        await pilot.resize_terminal(80, 24)  # narrow: the log becomes a tab of its own, narrower
+        await pilot.press("6")
+        await pilot.pause(0.2)
+        width = log.scrollable_content_region.width
+        assert width < wide
+        assert max(strip.cell_length for strip in log.lines) <= width  # re-wrapped, no line wider than the pane
+        assert log.is_vertical_scroll_end
+        assert "line 59" in screen_text(app) and "amet" in screen_text(app).split("line 59")[1]
+        await pilot.resize_terminal(160, 50)
+        await pilot.press("6", "m")  # the log maximised: wider again
+        await pilot.pause(0.2)
+        assert log.scrollable_content_region.width > wide
+        assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
+        assert log.is_vertical_scroll_end and "line 59" in screen_text(app)
+
+
+# --- 7. the footer offers the keys that apply --------------------------------------------------
+
+
+def footer_keys(app) -> set[str]:
+    """The actions the footer shows as usable."""
+    return {b.action.split("(")[0] for _, b, enabled, _ in app.screen.active_bindings.values() if b.show and enabled}
+
+
+async def test_footer_of_a_finished_run_offers_no_stop_or_resume(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        keys = footer_keys(app)
+        assert "stop" not in keys and "resume" not in keys
+        assert {"maximize", "show_group", "toggle_ratio", "scrub"} <= keys
+        footer = screen_text(app).splitlines()[-1]
+        assert "stop" not in footer and "resume" not in footer and "maximize" in footer and "pane" in footer
+
+
+async def test_footer_offers_resume_only_for_a_resumable_run(runs: Path) -> None:
+    run_dir = runs / STOPPED
+    (run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)  # stopped before its first checkpoint
+    app = GdwApp(runs, open_run=run_dir)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        assert app.screen.status == "stopped"
+        assert "resume" not in footer_keys(app)  # no checkpoint: nothing to resume from
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+        await wait_until(pilot, lambda: "resume" in footer_keys(app), what="the footer to offer R")
+        assert "stop" not in footer_keys(app)
+
+
+async def test_narrow_footer_has_no_maximize(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_caught_up(pilot)
+        assert "maximize" not in footer_keys(app)
+
+
+async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_finished(fixture_runs: Path) -> None:
+    n = sum(e["type"] == "weights" for e in read_events(fixture_runs / FINISHED_10 / EVENTS))
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        assert f"snapshot {n}/{n}" in screen_text(app) and "live" not in screen_text(app)
+        await pilot.press("left_square_bracket")
+        assert f"snapshot {n - 1}/{n}" in screen_text(app)
+        await pilot.press(*["left_square_bracket"] * (n + 3))
+        assert f"snapshot 1/{n}" in screen_text(app)
+        assert app.screen.check_action("scrub", (-1,)) is None  # the oldest: `[` is dimmed
+        await pilot.press(*["right_square_bracket"] * (n + 3))
+        assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.snapshot_index is None
+
+
+# --- 6. heatmap labels stay distinct; 9. the heatmap's maths is pure and drawing moves nothing --------
+
+
+class TestHeatmapMath:
+    def test_labels_that_fit_are_kept(self) -> None:
+        assert abbreviate(["cat", "dog"], 3) == ["cat", "dog"]
+
+    def test_shared_prefix_and_suffix_are_dropped(self) -> None:
+        assert abbreviate([f"class_{i:02d}" for i in range(12)], 3) == [f"{i:02d}" for i in range(12)]
+        assert abbreviate(["img_cat.png", "img_dog.png", "img_cow.png"], 3) == ["cat", "dog", "cow"]
+
+    def test_cut_when_the_cuts_stay_distinct(self) -> None:
+        cifar10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        assert abbreviate(cifar10, 3) == ["air", "aut", "bir", "cat", "dee", "dog", "fro", "hor", "shi", "tru"]
+
+    def test_indices_when_nothing_shorter_is_distinct(self) -> None:
+        assert abbreviate(["apple_pie", "apple_tart", "apricot"], 3) == ["0", "1", "2"]
+        labels = ["maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"]
+        short = abbreviate(labels, 2)
+        assert len(set(short)) == len(short) and all(len(s) <= 2 for s in short)
+
+    def test_levels_and_range(self) -> None:
+        assert levels([0.0, 0.5, 1.0, math.nan], 0.0, 1.0) == [0, 128, LEVELS - 1, -1]
+        assert [level(v, 0.0, 1.0) for v in (0.0, 0.5, 1.0, math.nan)] == [0, 128, LEVELS - 1, -1]
+        assert levels([3.0], 1.0, 1.0) == [LEVELS // 2]
+        assert finite_range([math.nan, 2.0, -1.0, math.inf]) == (-1.0, 2.0)
+
+    def test_tiles(self) -> None:
+        n, means = downsample([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 3, 2)
+        assert n == 2 and means == [3.0, 4.5, 7.5, 9.0]
+
+    def test_fit_block(self) -> None:
+        assert fit_block(100, 100, 50) == 1
+        assert fit_block(100, 99, 50) == 2
+        assert fit_block(100, 60, 20) == 3  # 34 columns, 17 rows
+        assert fit_block(100, 2, 1) == ZOOMS[-1]
+
+    def test_scroll_follows_the_cursor_only_as_far_as_needed(self) -> None:
+        # 100×100 tiles in 40 columns × 10 terminal rows (20 tile rows)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (5, 5)) == (0, 0)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (20, 40)) == (2, 1)
+        assert scroll_to_cursor((0, 0), 100, 40, 10, (99, 99)) == (80, 60)
+        assert scroll_to_cursor((80, 60), 100, 40, 10, (3, 61)) == (2, 60)
+
+    def test_move_cursor_snaps_to_tiles_and_stays_inside(self) -> None:
+        assert move_cursor((7, 7), 100, 5, 1, 0) == (10, 5)
+        assert move_cursor((0, 0), 100, 1, -1, -1) == (0, 0)
+        assert move_cursor((98, 98), 100, 3, 1, 1) == (99, 99)
+
+
+async def test_heatmap_header_tells_long_class_names_apart(tmp_path: Path) -> None:
+    use_utc()
+    labels = [f"class_{i}" for i in range(10)]
+    cfg = run_config("synthetic", "synthetic", "gdw", 2, 0.4, 1)
+    run_dir = create_run(tmp_path / "runs", cfg)
+    events = list(synth_events(run_id=run_dir.name, preset="synthetic", classes=labels, epochs=2, iters_per_epoch=10))
+    (run_dir / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
+    app = GdwApp(tmp_path / "runs", open_run=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("2")
+        heatmap = app.screen.query_one(Heatmap)
+        assert heatmap.cell_mode
+        header = screen_text(app).splitlines()[heatmap.content_region.y]
+        assert header.strip("│ ").split() == [str(i) for i in range(10)] and "clas" not in header
+
+
+async def test_heatmap_view_scrolls_when_the_cursor_moves_not_when_drawn(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_caught_up(pilot)
+        heatmap = app.screen.query_one(Heatmap)
+        await pilot.press("plus")
+        assert heatmap.block == 1 and heatmap._view == (0, 0)
+        heatmap.action_jump(-1)  # no frame drawn in between
+        rows, cols = 2 * heatmap._rows_avail(), heatmap._cols_avail()
+        assert heatmap._view == (100 - rows, 100 - cols)
+        view = heatmap._view
+        heatmap._cache = None
+        for y in range(heatmap.size.height):
+            heatmap.render_line(y)
+        assert heatmap._view == view  # drawing changes nothing
+
+
+# --- 9. a reader that fails is reported, and the app stays usable -----------------------------------
+
+
+async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_runs: Path, monkeypatch) -> None:
+    from gdw_tui import dashboard
+
+    def broken_read(self):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(dashboard.RunTail, "read", broken_read)
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: bool(screen.read_error), what="the worker error")
+        messages = [n.message for n in app._notifications]
+        assert any("stopped reading events.jsonl: OSError" in m and "Input/output error" in m for m in messages)
+        assert "stopped reading events.jsonl: OSError" in log_text(screen)
+        assert "reading events" not in screen_text(app).splitlines()[1]
+        await pilot.press("6", "m")
+        assert screen.maximized is not None and screen.maximized.id == "pane-log"
+        await pilot.press("escape", "escape")
+        assert not isinstance(app.screen, DashboardScreen)  # keys still work: back to the presets
+
+
+# --- 8. the engine's resources, the end of a followed run, the config -------------------------------
+
+
+def test_process_meter_reads_cpu_and_memory_from_proc(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "4242").mkdir(parents=True)
+
+    def write_stat(utime: int, stime: int) -> None:
+        fields = ["S", "1", "1", "1", "0", "-1", "0", "0", "0", "0", "0", str(utime), str(stime), "0", "0"]
+        (proc / "4242" / "stat").write_text(f"4242 (python -m engine) {' '.join(fields)}\n")
+
+    (proc / "4242" / "status").write_text("Name:\tpython\nVmPeak:\t 9999 kB\nVmRSS:\t  1258291 kB\n")
+    clock = iter([100.0, 102.0])
+    meter = EngineMeter(4242, "cpu", proc=str(proc), clock=lambda: next(clock))
+    write_stat(1000, 200)
+    first = meter.sample()
+    assert first.cpu_percent is None and first.rss_bytes == 1258291 * 1024  # CPU needs two samples
+    write_stat(1000 + 3 * CLK_TCK // 2, 200 + CLK_TCK // 2)  # 2 s of CPU in 2 s of wall time
+    second = meter.sample()
+    assert second.cpu_percent == pytest.approx(100.0)
+    assert second.gpu_percent is None and meter.gpu is None  # a CPU run has no GPU figures
+    assert format_usage(second) == "CPU 100% · RSS 1.2 GB"
+
+
+def test_usage_line_with_a_gpu_and_without_anything() -> None:
+    usage = Usage(cpu_percent=97.4, rss_bytes=3 << 30, gpu_percent=85.0, gpu_used_bytes=int(10.2 * (1 << 30)), gpu_total_bytes=80 << 30)
+    assert format_usage(usage) == "CPU 97% · RSS 3.0 GB · GPU 85% · 10.2/80.0 GB"
+    assert format_usage(Usage()) == ""
+    assert format_bytes(512 << 20) == "512 MB"
+
+
+def test_gpu_meter_without_a_driver_is_absent_not_an_error() -> None:
+    meter = GpuMeter("cuda:0")
+    if meter.handle is not None:
+        pytest.skip("this machine has an NVIDIA driver")
+    assert meter.sample() is None
+    assert EngineMeter(os.getpid(), "cuda").sample().gpu_percent is None
+
+
+async def test_a_followed_run_that_finishes_rings_and_notifies_once(runs: Path, monkeypatch) -> None:
+    run_dir = runs / FINISHED_10
+    events = read_events(run_dir / EVENTS)
+    end = events[-1]
+    assert end["type"] == "run_end"
+    (run_dir / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events[:-1]))
+    write_summary(run_dir, {**read_summary(run_dir), "status": "running"})
+    lock_fd = acquire_lock(run_dir)  # this test plays the engine: its pid is in engine.lock
+    app = GdwApp(runs, open_run=run_dir)
+    bells = []
+    monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_caught_up(pilot)
+            screen = app.screen
+            assert screen.status == "running"
+            # the engine's own resources, read from /proc for the pid in engine.lock
+            await wait_until(pilot, lambda: "RSS " in screen_text(app).splitlines()[0], what="the engine's resources")
+            assert "CPU " in screen_text(app).splitlines()[0]
+            assert not bells and not app._notifications
+            with open(run_dir / EVENTS, "a") as f:
+                f.write(json.dumps(end) + "\n")
+            write_summary(run_dir, {**read_summary(run_dir), "status": "finished"})
+            os.close(lock_fd)
+            lock_fd = -1
+            await wait_until(pilot, lambda: screen.status == "finished", what="the end")
+            await pilot.pause(0.2)
+            assert bells == [1]
+            (note,) = list(app._notifications)
+            assert note.message == f"{FINISHED_10} finished: final {end['final_acc']:.2f}%, best {end['best_acc']:.2f}%"
+            assert "RSS " not in screen_text(app).splitlines()[0]  # not live: no resources
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+
+
+async def test_opening_a_finished_or_failed_run_is_silent(fixture_runs: Path, monkeypatch) -> None:
+    for run_id in (FINISHED_10, FAILED):
+        app = GdwApp(fixture_runs, open_run=fixture_runs / run_id)
+        bells = []
+        monkeypatch.setattr(app, "bell", lambda: bells.append(1))
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_caught_up(pilot)
+            await pilot.pause(1.2)  # a status tick
+            assert not bells and not app._notifications
+
+
+async def test_c_shows_the_resolved_config_and_escape_closes_it(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_100)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfigScreen)
+        text = screen_text(app)
+        assert "config.toml" in text and "[data]" in text and 'dataset = "cifar100"' in text
+        scroll = app.screen.query_one("#config-scroll")
+        assert scroll.max_scroll_y > 0  # longer than the screen: it scrolls
+        await pilot.press("end")
+        assert scroll.scroll_y == scroll.max_scroll_y
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
