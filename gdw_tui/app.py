@@ -21,9 +21,10 @@ from textual.app import App
 from textual.binding import Binding
 
 from engine.config import ConfigError
-from engine.launch import launch_detached
+from engine.launch import launch_detached, preflight
 from engine.runs import create_run, engine_alive, find_run, runs_dir_from, stop_run
 
+from .messages import LaunchRequested, ResumeRequested, StopRequested
 from .presets_screen import PresetsScreen
 
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
@@ -115,9 +116,24 @@ class GdwApp(App):
 
     # --- runs ----------------------------------------------------------------------------------
 
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launch(message.cfg)
+
+    def on_stop_requested(self, message: StopRequested) -> None:
+        self.stop_run(message.run_dir)
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        if self.resume_run(message.run_dir) and message.open_dashboard:
+            self.open_run(message.run_dir)
+
     def launch(self, cfg: dict[str, Any]) -> Path | None:
-        """Create a run directory for cfg, start its engine detached, and open its dashboard."""
+        """Create a run directory for cfg, start its engine detached, and open its dashboard.
+
+        The pre-flight checks (device, data) come first, as in `gdw run`: a run the engine could
+        only refuse leaves no run directory behind.
+        """
         try:
+            preflight(cfg)
             run_dir = create_run(self.runs_dir, cfg)
             self.launched[run_dir] = launch_detached(run_dir)
         except (ConfigError, OSError) as e:
@@ -131,13 +147,14 @@ class GdwApp(App):
 
         self.push_screen(DashboardScreen(run_dir))
 
-    def resume_run(self, run_dir: Path) -> None:
+    def resume_run(self, run_dir: Path) -> bool:
         try:
             self.launched[run_dir] = launch_detached(run_dir, resume=True)
         except OSError as e:
             self.notify(f"cannot resume {run_dir.name}: {e}", severity="error")
-            return
+            return False
         self.notify(f"resuming {run_dir.name}")
+        return True
 
     def stop_run(self, run_dir: Path) -> bool:
         """SIGTERM through the run's lock; an engine of ours that has not locked yet is terminated directly."""
@@ -193,7 +210,7 @@ class GdwApp(App):
                 for _ in range(depth):
                     self.pop_screen()
                 return
-        self.push_screen(RunsScreen(self.runs_dir))
+        self.push_screen(RunsScreen(self.runs_dir, self.presets_dir))
 
     def action_help(self) -> None:
         from .help_screen import HelpScreen

@@ -217,7 +217,7 @@ async def test_escape_from_a_directly_opened_run_goes_to_the_presets(fixture_run
 
 async def test_runs_screen_lists_every_status(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs)
-    async with app.run_test(size=(160, 30)) as pilot:
+    async with app.run_test(size=(200, 30)) as pilot:  # wide enough for the note column
         await pilot.press("r")
         screen = app.screen
         assert isinstance(screen, RunsScreen)
