@@ -24,6 +24,7 @@ from engine.config import ConfigError
 from engine.launch import launch_detached, preflight
 from engine.runs import create_run, engine_alive, find_run, runs_dir_from, stop_run
 
+from .markup import plain_to_markup
 from .messages import LaunchRequested, ResumeRequested, StopRequested
 from .presets_screen import PresetsScreen
 
@@ -109,6 +110,12 @@ class GdwApp(App):
 
     def on_unmount(self) -> None:
         self.collector.stop()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text (engine errors, run names, typed values): brackets are
+        shown as typed instead of read as markup, and `commands` in backticks are shown in bold."""
+        super().notify(plain_to_markup(message), title=title, severity=severity, timeout=timeout, markup=True)
 
     def _report_first_frame(self) -> None:
         Path(os.environ[FIRST_FRAME_ENV]).write_text(f"{time.time():.6f}\n")

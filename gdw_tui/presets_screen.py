@@ -146,7 +146,7 @@ class PresetsScreen(Screen):
             self.presets = available_presets(self.presets_dir)
         except ConfigError as e:
             self.presets = {}
-            self.query_one("#details", Static).update(str(e))
+            self.query_one("#details", Static).update(Text(str(e)))
         if DEFAULT_PRESET in self.presets:
             self.selected = DEFAULT_PRESET
         self._fill_list("")
@@ -188,7 +188,7 @@ class PresetsScreen(Screen):
         side = self.query_one("#presets-side")
         side.border_subtitle = f"{len(names)}/{len(self.presets)}" if pattern else f"{len(names)}"
         if not names:
-            self.query_one("#details", Static).update(f"no preset matches '{pattern}' (Escape clears the filter)")
+            self.query_one("#details", Static).update(Text(f"no preset matches '{pattern}' (Escape clears the filter)"))
 
     # --- filter --------------------------------------------------------------------------------
 

@@ -126,7 +126,7 @@ class RunsScreen(Screen):
         self._list_error = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f" Runs · {self.runs_dir}", id="runs-title")
+        yield Static(Text(f" Runs · {self.runs_dir}"), id="runs-title")
         yield Input(placeholder="/ filter by id, preset, method, status or change", id="runs-filter", compact=True)
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
@@ -189,6 +189,7 @@ class RunsScreen(Screen):
         rows = [run_row(r, r["path"] in self.marked) for r in runs]
         keys = [r["path"] for r in runs]
         signature = [(k, tuple(str(c) for c in row)) for k, row in zip(keys, rows)]
+        self._show_empty(pattern, bool(runs))
         if signature == self._shown:
             return
         self._shown = signature
@@ -199,12 +200,14 @@ class RunsScreen(Screen):
             table.add_row(*row, key=key)
         if current in keys:
             table.move_cursor(row=keys.index(current), animate=False)
+
+    def _show_empty(self, pattern: str, any_shown: bool) -> None:
         empty = self.query_one("#runs-empty", Static)
-        empty.display = not runs
+        empty.display = not any_shown
         if self.all_runs:
-            empty.update(f"No run matches '{pattern}' (Escape clears the filter).")
+            empty.update(Text(f"No run matches '{pattern}' (Escape clears the filter)."))
         else:
-            empty.update(f"No runs in {self.runs_dir} yet. Escape goes back to the presets: pick one and press Enter.")
+            empty.update(Text(f"No runs in {self.runs_dir} yet. Escape goes back to the presets: pick one and press Enter."))
 
     def selected_path(self) -> str | None:
         table = self.query_one(DataTable)
