@@ -5,8 +5,10 @@ the app, the runs screen's changes, filter, archive and delete, and plain-text n
 from __future__ import annotations
 
 import io
-import os
 import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ import gdw_tui.estimate
 import gdw_tui.runs_screen
 from engine.config import ConfigError, load_preset
 from engine.launch import CIFAR_FILES, preflight
-from engine.runs import ARCHIVE, acquire_lock, list_runs
+from engine.runs import ARCHIVE, archive_run, delete_run, list_runs
 from fixtures.tui_support import (
     FINISHED_10, FINISHED_MWNET, INTERRUPTED, STOPPED, make_runs, screen_text, use_utc, wait_until,
 )
@@ -277,6 +279,20 @@ def move_to(screen: RunsScreen, run_id: str) -> None:
     screen.query_one(DataTable).move_cursor(row=row_ids(screen).index(run_id))
 
 
+@contextmanager
+def engine_holding_the_lock(run_dir: Path):
+    """A process that holds the run's lock as an engine does: the run is running until it ends."""
+    code = "import sys, time; from pathlib import Path; from engine.runs import acquire_lock; " \
+           "acquire_lock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_changes_from_the_preset() -> None:
     preset = load_preset("digits-unif60")
     cfg = load_preset("digits-unif60", {"train.epochs": 3, "train.seed": 10, "data.noise_rate": 0.4, "model.arch": "auto"})
@@ -306,8 +322,7 @@ async def test_runs_show_their_changes_and_filter(fixture_runs: Path) -> None:
 
 
 async def test_archive_and_delete_ask_first_and_refuse_a_running_run(runs: Path) -> None:
-    lock = acquire_lock(runs / INTERRUPTED)  # this process stands in for its engine: it is running
-    try:
+    with engine_holding_the_lock(runs / INTERRUPTED):
         app = GdwApp(runs)
         async with app.run_test(size=(200, 30), notifications=True) as pilot:
             screen = await open_runs(app, pilot)
@@ -331,13 +346,10 @@ async def test_archive_and_delete_ask_first_and_refuse_a_running_run(runs: Path)
             assert not (runs / FINISHED_MWNET).exists()
             assert (runs / ARCHIVE / FINISHED_MWNET / "events.jsonl").exists()  # nothing lost
             assert FINISHED_MWNET not in {r["run_id"] for r in list_runs(runs)}
-    finally:
-        os.close(lock)
 
 
 async def test_runs_screen_asks_the_app_to_stop_and_resume_by_message(runs: Path) -> None:
-    lock = acquire_lock(runs / INTERRUPTED)
-    try:
+    with engine_holding_the_lock(runs / INTERRUPTED) as engine:
         app = RecordingApp(runs)
         async with app.run_test(size=(200, 30)) as pilot:
             screen = await open_runs(app, pilot)
@@ -349,8 +361,7 @@ async def test_runs_screen_asks_the_app_to_stop_and_resume_by_message(runs: Path
             await pilot.press("R")
             await wait_until(pilot, lambda: len(app.requests) == 2, what="the resume request")
             assert app.requests[1] == ResumeRequested(runs / STOPPED, open_dashboard=True)
-    finally:
-        os.close(lock)
+        assert engine.poll() is None  # the screen itself stopped nothing
 
 
 async def test_a_failing_run_listing_is_reported_and_the_screen_stays(fixture_runs: Path, monkeypatch) -> None:
@@ -376,8 +387,6 @@ async def test_a_failing_run_listing_is_reported_and_the_screen_stays(fixture_ru
 
 
 async def test_notifications_and_the_quit_dialog_are_plain_text(fixture_runs: Path, tmp_path: Path) -> None:
-    import subprocess
-
     app = GdwApp(fixture_runs)
     engine = subprocess.Popen(["sleep", "60"])
     app.launched[tmp_path] = engine
@@ -418,3 +427,22 @@ async def test_focus_in_the_form_is_obvious_and_the_dropdown_is_framed(fixture_r
         await pilot.pause()
         overlay = method.query_one("SelectOverlay")
         assert overlay.display and overlay.styles.border.top[0] == "round"
+
+
+async def test_the_app_acts_on_a_stop_request(runs: Path) -> None:
+    with engine_holding_the_lock(runs / INTERRUPTED) as engine:
+        app = GdwApp(runs)
+        async with app.run_test(size=(120, 30)) as pilot:
+            app.post_message(StopRequested(runs / INTERRUPTED))
+            await pilot.pause()
+        assert engine.wait(timeout=10) == -15  # SIGTERM, sent through the run's lock
+
+
+def test_a_running_run_is_never_archived_or_deleted(runs: Path) -> None:
+    with engine_holding_the_lock(runs / INTERRUPTED):
+        for remove in (archive_run, delete_run):
+            with pytest.raises(ConfigError, match=f"run {INTERRUPTED} is running: stop it first"):
+                remove(runs / INTERRUPTED)
+    assert (runs / INTERRUPTED / "events.jsonl").exists()
+    archived = archive_run(runs / INTERRUPTED)
+    assert archived == runs / ARCHIVE / INTERRUPTED and (archived / "events.jsonl").exists()
