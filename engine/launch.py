@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import cuda_index
+from .config import ConfigError, cuda_index
 from .rundir import LOG
 
 
@@ -56,3 +56,44 @@ def launch_detached(run_dir: Path, resume: bool = False, env: dict[str, str] | N
         )
     finally:
         log.close()
+
+
+# torchvision's file layout for CIFAR (engine/data/datasets.py loads them with torchvision itself).
+CIFAR_FILES = {
+    "cifar10": ("cifar-10-batches-py", ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                                        "data_batch_5", "test_batch", "batches.meta")),
+    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
+}
+IMAGEFOLDER_SPLITS = ("train", "meta", "test")
+
+
+def check_data_present(cfg: dict) -> None:
+    """A torch-free early check that the dataset's files are where `data.data_dir` says.
+
+    The engine loads (and md5-checks) them again; this only refuses a run that would fail at once.
+    """
+    data = cfg["data"]
+    name, root = data["dataset"], data["data_dir"]
+    if name in CIFAR_FILES and not data["download"]:
+        folder, files = CIFAR_FILES[name]
+        path = Path(root).expanduser() / folder
+        missing = [f for f in files if not (path / f).is_file()]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+            raise ConfigError(
+                f"{name} files not found in {path} (missing {shown}): download them"
+                " (--download, or the form's download box) or point data.data_dir at them"
+            )
+    if name == "imagefolder":
+        missing = [s for s in IMAGEFOLDER_SPLITS if not (Path(root).expanduser() / s).is_dir()]
+        if missing:
+            raise ConfigError(
+                f"imagefolder data needs {root}/train, {root}/meta and {root}/test (one sub-folder per class);"
+                f" missing: {', '.join(missing)}"
+            )
+
+
+def preflight(cfg: dict) -> None:
+    """Everything checked before a run directory is made (CLI and UI alike): device, then data."""
+    check_device_available(cfg["train"]["device"])
+    check_data_present(cfg)

@@ -282,3 +282,33 @@ def stop_run(run_dir: Path, hard: bool = False) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+ARCHIVE = ".archive"  # under the runs directory; list_runs skips it (it holds no config.toml)
+
+
+def _refuse_if_running(run_dir: Path, doing: str) -> None:
+    if engine_alive(run_dir):
+        raise ConfigError(f"run {run_dir.name} is running: stop it first, then {doing} it")
+
+
+def archive_run(run_dir: Path) -> Path:
+    """Move a run that is not running to <runs dir>/.archive/ (out of the lists, nothing lost)."""
+    _refuse_if_running(run_dir, "archive")
+    archive = run_dir.parent / ARCHIVE
+    archive.mkdir(exist_ok=True)
+    target = archive / run_dir.name
+    n = 2
+    while target.exists():
+        target = archive / f"{run_dir.name}-{n}"
+        n += 1
+    os.replace(run_dir, target)  # a rename on the same file system: all or nothing
+    return target
+
+
+def delete_run(run_dir: Path) -> None:
+    """Remove a run that is not running, with everything in it."""
+    _refuse_if_running(run_dir, "delete")
+    import shutil
+
+    shutil.rmtree(run_dir)

@@ -20,9 +20,11 @@ from textual.app import App
 from textual.binding import Binding
 
 from engine.config import ConfigError
-from engine.launch import launch_detached
+from engine.launch import launch_detached, preflight
 from engine.runs import create_run, engine_alive, runs_dir_from, stop_run
 
+from .markup import plain_to_markup
+from .messages import LaunchRequested, ResumeRequested, StopRequested
 from .presets_screen import PresetsScreen
 
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
@@ -108,15 +110,36 @@ class GdwApp(App):
     def on_unmount(self) -> None:
         self.collector.stop()
 
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is plain text (engine errors, run names, typed values): brackets are
+        shown as typed instead of read as markup, and `commands` in backticks are shown in bold."""
+        super().notify(plain_to_markup(message), title=title, severity=severity, timeout=timeout, markup=True)
+
     def _report_first_frame(self) -> None:
         Path(os.environ[FIRST_FRAME_ENV]).write_text(f"{time.time():.6f}\n")
         self.exit()
 
     # --- runs ----------------------------------------------------------------------------------
 
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launch(message.cfg)
+
+    def on_stop_requested(self, message: StopRequested) -> None:
+        self.stop_run(message.run_dir)
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        if self.resume_run(message.run_dir) and message.open_dashboard:
+            self.open_run(message.run_dir)
+
     def launch(self, cfg: dict[str, Any]) -> Path | None:
-        """Create a run directory for cfg, start its engine detached, and open its dashboard."""
+        """Create a run directory for cfg, start its engine detached, and open its dashboard.
+
+        The pre-flight checks (device, data) come first, as in `gdw run`: a run the engine could
+        only refuse leaves no run directory behind.
+        """
         try:
+            preflight(cfg)
             run_dir = create_run(self.runs_dir, cfg)
             self.launched[run_dir] = launch_detached(run_dir)
         except (ConfigError, OSError) as e:
@@ -130,13 +153,14 @@ class GdwApp(App):
 
         self.push_screen(DashboardScreen(run_dir))
 
-    def resume_run(self, run_dir: Path) -> None:
+    def resume_run(self, run_dir: Path) -> bool:
         try:
             self.launched[run_dir] = launch_detached(run_dir, resume=True)
         except OSError as e:
             self.notify(f"cannot resume {run_dir.name}: {e}", severity="error")
-            return
+            return False
         self.notify(f"resuming {run_dir.name}")
+        return True
 
     def stop_run(self, run_dir: Path) -> bool:
         """SIGTERM through the run's lock; an engine of ours that has not locked yet is terminated directly."""
@@ -192,7 +216,7 @@ class GdwApp(App):
                 for _ in range(depth):
                     self.pop_screen()
                 return
-        self.push_screen(RunsScreen(self.runs_dir))
+        self.push_screen(RunsScreen(self.runs_dir, self.presets_dir))
 
     def action_help(self) -> None:
         from .help_screen import HelpScreen

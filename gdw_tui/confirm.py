@@ -1,4 +1,4 @@
-"""A yes/no modal (stopping a run); Escape or n cancels."""
+"""A yes/no modal (stopping, archiving, deleting a run); Escape or n cancels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from .markup import plain_to_markup
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -22,7 +24,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question")
+            yield Static(plain_to_markup(self.question), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.confirm_label} (y)", id="yes", variant="warning")
                 yield Button("Cancel (n)", id="no")

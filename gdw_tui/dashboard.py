@@ -29,7 +29,7 @@ from engine.rundir import resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, lock_pid, read_summary, run_status
 
 from .formatting import format_acc
-from .messages import EventsRead, ResourcesRead
+from .messages import EventsRead, ResourcesRead, ResumeRequested, StopRequested
 from .resources import EngineMeter, Usage
 from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, PROGRESS, WEIGHTS, RunModel, Snapshot
 from .tailer import RunTail
@@ -590,7 +590,7 @@ class DashboardScreen(Screen):
         def stop(confirmed: bool | None) -> None:
             if confirmed:
                 self._stop_requested = True
-                self.app.stop_run(self.run_dir)
+                self.post_message(StopRequested(self.run_dir))
                 self._tick()
 
         self.app.push_screen(ConfirmScreen(f"Stop {self.run_dir.name}?\nThe engine checkpoints and exits; resume it later with R.", "Stop run"), stop)
@@ -604,7 +604,7 @@ class DashboardScreen(Screen):
         if refusal:
             self.notify(f"run {self.run_dir.name} {refusal}", severity="warning")
             return
-        self.app.resume_run(self.run_dir)
+        self.post_message(ResumeRequested(self.run_dir))
         self.model.ended = ""
         self._stop_requested = False
         self._tick()

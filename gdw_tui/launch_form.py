@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import ConfigError, coerce, load_preset, parse_set
-from engine.launch import check_device_available
+from engine.launch import check_data_present, check_device_available
 
 # form field -> the config field it sets
-FORM_FIELDS = {"method": "train.method", "seed": "train.seed", "epochs": "train.epochs", "device": "train.device"}
+FORM_FIELDS = {
+    "method": "train.method", "seed": "train.seed", "epochs": "train.epochs", "device": "train.device",
+    "data_dir": "data.data_dir", "download": "data.download",
+}
+FIELD_LABELS = {"data_dir": "data dir"}  # how the form names a field when it differs from the key
 
 
 @dataclass
@@ -53,7 +57,16 @@ def validate(preset: str, values: dict[str, str], more: str, presets_dir: str | 
             result.errors[name] = str(e)
     try:
         for dotted, raw in parse_more(more):
-            overrides[dotted] = coerce(dotted, raw)
+            value = coerce(dotted, raw)
+            field_name = next((n for n, d in FORM_FIELDS.items() if d == dotted), None)
+            if field_name is not None and dotted in overrides and overrides[dotted] != value:
+                # One value per key: a silent winner would train something the form does not show.
+                label = FIELD_LABELS.get(field_name, field_name)
+                raise ConfigError(
+                    f"{dotted} is set twice: the {label} field says {values[field_name]!s}, more: says {raw}"
+                    f" (change the {label} field, or drop it from more:)"
+                )
+            overrides[dotted] = value
     except ConfigError as e:
         result.errors["more"] = str(e)
     if result.errors:
@@ -63,9 +76,13 @@ def validate(preset: str, values: dict[str, str], more: str, presets_dir: str | 
     except ConfigError as e:
         result.errors["preset"] = str(e)
         return result
-    try:
-        check_device_available(result.cfg["train"]["device"])  # e.g. cuda on a machine without one
-    except ConfigError as e:
-        result.errors["device"] = str(e)
+    # The launch pre-flight (engine.launch.preflight), field by field, so the error points at the field.
+    for name, check in (("device", lambda: check_device_available(result.cfg["train"]["device"])),
+                        ("data_dir", lambda: check_data_present(result.cfg))):
+        try:
+            check()
+        except ConfigError as e:
+            result.errors[name] = str(e)
+    if result.errors:
         result.cfg = None
     return result

@@ -1,8 +1,9 @@
-"""Messages between the event-reading worker and the screens (small dataclasses, toolong-style)."""
+"""Messages (small dataclasses, toolong-style): the event-reading worker to the screens, the screens to the app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -24,3 +25,29 @@ class ResourcesRead(Message):
     """The engine process's resources, sampled in a worker (None: not running / unknown)."""
 
     usage: Any = None
+
+
+# Screens ask the app to start, stop or resume an engine with these (the app owns the engines it
+# launched); a screen never calls the app's methods for it. Handled in GdwApp.on_*_requested.
+
+
+@dataclass
+class LaunchRequested(Message):
+    """Create a run for this resolved config, start its engine and open its dashboard."""
+
+    cfg: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StopRequested(Message):
+    """Ask the run's engine to checkpoint and exit."""
+
+    run_dir: Path = field(default_factory=Path)
+
+
+@dataclass
+class ResumeRequested(Message):
+    """Start the engine again on a stopped or interrupted run (and open its dashboard when asked)."""
+
+    run_dir: Path = field(default_factory=Path)
+    open_dashboard: bool = False

@@ -15,19 +15,34 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.events import Key
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, available_presets, load_preset, resolved_arch
 from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
-from .estimate import Estimate, estimate_run_time
+from .estimate import NO_ESTIMATE, Estimate, FinishedRun, estimate_run_time, finished_runs
 from .formatting import format_duration
 from .launch_form import FORM_FIELDS, validate
+from .messages import LaunchRequested
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
 KEYS_NOT_FILTERED = {"q", "r", "question_mark"}  # global keys keep their meaning in the list
+# Presets that train in a minute or two on a CPU with no download: listed first, to try things out.
+QUICK_PREFIXES = ("digits-", "synthetic-")
+QUICK_HEADER, OTHER_HEADER = "quick · CPU, no download", "papers' settings · GPU, data"
+TEXT_FIELDS = ("seed", "epochs", "device", "data_dir")
+
+
+def is_quick(name: str) -> bool:
+    return name.startswith(QUICK_PREFIXES)
+
+
+def ordered_names(names: list[str]) -> list[str]:
+    """The quick presets first, then the rest, each group in name order."""
+    return sorted(names, key=lambda n: (not is_quick(n), n))
 
 
 class PresetList(OptionList):
@@ -45,7 +60,7 @@ class PresetList(OptionList):
             self.post_message(self.FilterTyped(event.character))
 
 
-def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, epochs: int) -> Group:
+def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, form_ok: bool = True) -> Group:
     d, t = cfg["data"], cfg["train"]
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="dim", no_wrap=True)
@@ -57,12 +72,14 @@ def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, epoc
     grid.add_row("model", resolved_arch(cfg))
     grid.add_row("method", f"{t['method']}: {getattr(method_info(t['method']), 'description', '')}")
     grid.add_row("training", f"{t['epochs']} epochs · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
-    if estimate is None:
-        grid.add_row("estimate", "no estimate yet (no run of this preset has finished here)")
+    if not form_ok:
+        grid.add_row("estimate", "no estimate until the form below is valid")
+    elif estimate is None:
+        grid.add_row("estimate", NO_ESTIMATE)
     else:
         basis = f"{estimate.runs} finished {'run' if estimate.runs == 1 else 'runs'}"
-        basis += f" of {t['method']}" if estimate.same_method else " of other methods"
-        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {epochs} epochs (from {basis} on {estimate.device})")
+        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {t['epochs']} epochs"
+                                 f" (from {basis} with this method, model, data and batch on {estimate.device})")
     parts: list[Any] = [Text(cfg.get("title") or name, style="bold"), Text(""), grid]
     if cfg.get("description"):
         parts += [Text(""), Text(" ".join(cfg["description"].split()), style="italic")]
@@ -83,13 +100,15 @@ class PresetsScreen(Screen):
         self.presets: dict[str, Path] = {}
         self.preset_cfg: dict[str, Any] | None = None
         self.selected: str | None = None
-        self.finished_runs: list[dict[str, Any]] = []
+        self.finished_runs: list[FinishedRun] = []
         self.form_result = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="presets-body"):
             with Vertical(id="presets-side"):
-                yield Input(placeholder="/ type to filter", id="filter", compact=True)
+                # select_on_focus off: the first typed character is inserted as the filter takes the
+                # focus; selecting it on focus let the second character replace it (`digits` → `igits`).
+                yield Input(placeholder="/ type to filter", id="filter", compact=True, select_on_focus=False)
                 yield PresetList(id="preset-list")
             with Vertical(id="presets-main"):
                 with VerticalScroll(id="details-scroll"):
@@ -103,6 +122,10 @@ class PresetsScreen(Screen):
                     yield Input(id="epochs", compact=True)
                     yield Label("device")
                     yield Input(id="device", compact=True, placeholder="auto | cpu | cuda | cuda:N")
+                    yield Label("data dir")
+                    yield Input(id="data_dir", compact=True, placeholder="where the dataset files are")
+                    yield Label("")
+                    yield Checkbox("download if missing", id="download", compact=True)
                 yield Input(placeholder="more: section.key=value …  e.g. data.noise_rate=0.4", id="more", compact=True)
                 with Horizontal(id="launch-row"):
                     yield Static("", id="form-error")
@@ -124,7 +147,7 @@ class PresetsScreen(Screen):
             self.presets = available_presets(self.presets_dir)
         except ConfigError as e:
             self.presets = {}
-            self.query_one("#details", Static).update(str(e))
+            self.query_one("#details", Static).update(Text(str(e)))
         if DEFAULT_PRESET in self.presets:
             self.selected = DEFAULT_PRESET
         self._fill_list("")
@@ -132,26 +155,41 @@ class PresetsScreen(Screen):
     @work(thread=True, exclusive=True, group="finished-runs", exit_on_error=False)
     def load_finished_runs(self) -> None:
         """Estimates need the finished runs; reading their summaries must not delay the first frame."""
-        runs = list_runs(self.runs_dir)
+        runs = finished_runs(list_runs(self.runs_dir))
         self.app.call_from_thread(self._set_finished_runs, runs)
 
-    def _set_finished_runs(self, runs: list[dict[str, Any]]) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Without the finished runs there is no estimate; say why, the screen stays usable.
+        if event.worker.group == "finished-runs" and event.state == WorkerState.ERROR:
+            self.notify(f"no run-time estimates: cannot read the runs in {self.runs_dir}: {event.worker.error}",
+                        title="estimates", severity="warning")
+
+    def _set_finished_runs(self, runs: list[FinishedRun]) -> None:
         self.finished_runs = runs
         self._show_details()
 
     def _fill_list(self, pattern: str) -> None:
         option_list = self.query_one(PresetList)
-        names = [n for n in self.presets if pattern.lower() in n.lower()]
+        names = ordered_names([n for n in self.presets if pattern.lower() in n.lower()])
         option_list.clear_options()
-        option_list.add_options([Option(n, id=n) for n in names])
+        quick = [n for n in names if is_quick(n)]
+        others = [n for n in names if not is_quick(n)]
+        if pattern or not (quick and others):
+            option_list.add_options([Option(n, id=n) for n in names])
+        else:  # the whole list: two labelled groups (the headers cannot be highlighted)
+            option_list.add_options([Option(Text(QUICK_HEADER, style="dim italic"), disabled=True)])
+            option_list.add_options([Option(n, id=n) for n in quick])
+            option_list.add_options([Option(Text(OTHER_HEADER, style="dim italic"), disabled=True)])
+            option_list.add_options([Option(n, id=n) for n in others])
         if names:
-            index = names.index(self.selected) if self.selected in names else 0
-            option_list.highlighted = index
-            self._select(names[index])
+            # While filtering, the first match; otherwise the preset chosen before.
+            name = self.selected if not pattern and self.selected in names else names[0]
+            option_list.highlighted = option_list.get_option_index(name)
+            self._select(name)
         side = self.query_one("#presets-side")
         side.border_subtitle = f"{len(names)}/{len(self.presets)}" if pattern else f"{len(names)}"
         if not names:
-            self.query_one("#details", Static).update(f"no preset matches '{pattern}' (Escape clears the filter)")
+            self.query_one("#details", Static).update(Text(f"no preset matches '{pattern}' (Escape clears the filter)"))
 
     # --- filter --------------------------------------------------------------------------------
 
@@ -206,22 +244,26 @@ class PresetsScreen(Screen):
             self._set_error(str(e))
             return
         t = self.preset_cfg["train"]
-        with self.prevent(Input.Changed, Select.Changed):
+        with self.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
             self.query_one("#method", Select).value = t["method"]
             self.query_one("#seed", Input).value = str(t["seed"])
             self.query_one("#epochs", Input).value = str(t["epochs"])
             self.query_one("#device", Input).value = str(t["device"])
+            self.query_one("#data_dir", Input).value = str(self.preset_cfg["data"]["data_dir"])
+            self.query_one("#download", Checkbox).value = bool(self.preset_cfg["data"]["download"])
         self.query_one("#presets-main").border_title = name
         self._validate()
 
     def form_values(self) -> dict[str, str]:
-        values = {name: self.query_one(f"#{name}", Input).value for name in ("seed", "epochs", "device")}
+        values = {name: self.query_one(f"#{name}", Input).value for name in TEXT_FIELDS}
         method = self.query_one("#method", Select).value
         values["method"] = method if isinstance(method, str) else ""
+        values["download"] = "true" if self.query_one("#download", Checkbox).value else "false"
         return values
 
-    @on(Input.Changed, "#seed, #epochs, #device, #more")
+    @on(Input.Changed, "#seed, #epochs, #device, #data_dir, #more")
     @on(Select.Changed, "#method")
+    @on(Checkbox.Changed, "#download")
     def _form_changed(self) -> None:
         self._validate()
 
@@ -241,16 +283,17 @@ class PresetsScreen(Screen):
             return
         result = self.form_result
         cfg = result.cfg if result is not None and result.ok else self.preset_cfg
-        t = cfg["train"]
-        estimate = estimate_run_time(self.finished_runs, self.selected, t["method"], t["epochs"])
-        self.query_one("#details", Static).update(details_text(self.selected, cfg, estimate, t["epochs"]))
+        # The estimate is for what Enter would launch (overrides included), never for the bare preset.
+        form_ok = cfg is not self.preset_cfg
+        estimate = estimate_run_time(self.finished_runs, cfg) if form_ok else None
+        self.query_one("#details", Static).update(details_text(self.selected, cfg, estimate, form_ok))
 
     def _set_error(self, message: str) -> None:
         error = self.query_one("#form-error", Static)
         error.update(Text(message, style="bold #ff7b72") if message else Text("Enter launches", style="dim"))
         self.query_one("#launch", Button).disabled = bool(message)
 
-    @on(Input.Submitted, "#seed, #epochs, #device, #more")
+    @on(Input.Submitted, "#seed, #epochs, #device, #data_dir, #more")
     @on(Button.Pressed, "#launch")
     def _launch_requested(self) -> None:
         self.action_launch()
@@ -262,4 +305,4 @@ class PresetsScreen(Screen):
         if not result.ok:
             self.notify(result.first_error(), title="cannot launch", severity="error")
             return
-        self.app.launch(result.cfg)
+        self.post_message(LaunchRequested(result.cfg))

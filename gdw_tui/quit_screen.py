@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from .markup import plain_to_markup
+
 LEAVE, STOP = "leave", "stop"
 
 
@@ -35,7 +37,7 @@ class QuitScreen(ModalScreen[str | None]):
             "The engine runs detached: leaving keeps it going, and `gdw-tui` or `gdw runs` finds it again."
         )
         with Vertical(classes="dialog"):
-            yield Static(text, classes="question")
+            yield Static(plain_to_markup(text), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button("Quit, leave running (l)", id="leave", variant="primary")
                 yield Button("Stop and quit (s)", id="stop", variant="error")

@@ -1,4 +1,5 @@
-"""The runs screen: every run in the runs directory with its honest status; open, stop, resume, compare."""
+"""The runs screen: every run in the runs directory with its honest status and its changes from the
+preset; filter, open, stop, resume, compare, archive, delete."""
 
 from __future__ import annotations
 
@@ -10,16 +11,56 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState
 
+from engine.config import SCHEMA, ConfigError, load_preset, resolved_arch
 from engine.rundir import resume_refusal
-from engine.runs import list_runs
+from engine.runs import archive_run, delete_run, list_runs, load_run_config, run_status
 
 from .formatting import badge, format_acc, format_started
+from .messages import ResumeRequested, StopRequested
 
 REFRESH_S = 2.0
 # What matters most comes first, so an 80-column terminal shows it without scrolling sideways.
-COLUMNS = ("", "status", "preset", "method", "seed", "epoch", "final", "best", "started", "run", "note")
+COLUMNS = ("", "status", "preset", "method", "seed", "epoch", "final", "best", "changes", "started", "run", "note")
+# Shown as `key=value` when the key names one field only (`epochs`), else as `section.key=value`.
+_SECTIONS_OF: dict[str, list[str]] = {}
+for _section, _fields in SCHEMA.items():
+    for _key in _fields:
+        _SECTIONS_OF.setdefault(_key, []).append(_section)
+
+
+OWN_COLUMNS = {"train.method", "train.seed"}  # listed in their own columns
+CHANGES_WIDTH = 32  # longer changes end in … (the filter still searches all of them)
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def changes_from_preset(cfg: dict[str, Any], preset: dict[str, Any]) -> str:
+    """What a run's resolved config sets differently from its preset: `epochs=3 lr=0.05`."""
+    out = []
+    for section, fields in SCHEMA.items():
+        for key in fields:
+            value, default = cfg[section][key], preset[section][key]
+            if f"{section}.{key}" == "model.arch":  # `auto` and the model it stands for are the same
+                value, default = resolved_arch(cfg), resolved_arch(preset)
+            if value != default and f"{section}.{key}" not in OWN_COLUMNS:
+                name = key if len(_SECTIONS_OF[key]) == 1 else f"{section}.{key}"
+                shown = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
+                out.append(f"{name}={shown}")
+    return " ".join(out)
+
+
+def run_changes(run_dir: Path, presets_dir: str | None) -> str:
+    """changes_from_preset for a run directory; '?' when its config or its preset cannot be read."""
+    try:
+        cfg = load_run_config(run_dir)
+        return changes_from_preset(cfg, load_preset(cfg["preset"], None, presets_dir))
+    except ConfigError:
+        return "?"
 
 
 def run_row(run: dict[str, Any], marked: bool) -> tuple:
@@ -42,6 +83,7 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
         Text(epoch, justify="right"),
         Text(format_acc(run.get("final_acc")), justify="right"),
         Text(format_acc(run.get("best_acc")), justify="right"),
+        Text(shorten(run.get("changes", ""), CHANGES_WIDTH), style="#d2a8ff"),
         format_started(run.get("started") or run.get("created")),
         Text(run.get("run_id", ""), style="dim"),
         Text(note, style="#ff7b72" if status == "failed" else ""),
@@ -54,26 +96,40 @@ class RunsTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "open")]
 
 
+def matches(run: dict[str, Any], pattern: str) -> bool:
+    """The filter: every word appears in the run's id, preset, method, status or changes."""
+    text = " ".join(str(run.get(k, "")) for k in ("run_id", "preset", "method", "status", "changes")).lower()
+    return all(word in text for word in pattern.lower().split())
+
+
 class RunsScreen(Screen):
     BINDINGS = [
         Binding("space", "mark", "mark"),
         Binding("c", "compare", "compare marked"),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume"),
+        Binding("slash", "focus_filter", "filter"),
+        Binding("a", "archive", "archive"),
+        Binding("d", "delete", "delete"),
         Binding("ctrl+r", "refresh", "refresh", show=False),
         Binding("escape", "back", "back"),
     ]
 
-    def __init__(self, runs_dir: Path, **kwargs) -> None:
+    def __init__(self, runs_dir: Path, presets_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
-        self.runs: list[dict[str, Any]] = []
+        self.presets_dir = presets_dir
+        self.all_runs: list[dict[str, Any]] = []
+        self.runs: list[dict[str, Any]] = []  # the ones the filter lets through, as listed
         self.marked: set[str] = set()
         self.loaded = False
         self._shown: list[tuple] = []
+        self._changes: dict[str, str] = {}  # run path -> its changes (a run's config never changes)
+        self._list_error = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f" Runs · {self.runs_dir}", id="runs-title")
+        yield Static(Text(f" Runs · {self.runs_dir}"), id="runs-title")
+        yield Input(placeholder="/ filter by id, preset, method, status or change", id="runs-filter", compact=True)
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
@@ -91,17 +147,51 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self) -> None:
         runs = list_runs(self.runs_dir)
-        self.app.call_from_thread(self._show_runs, runs)
+        for run in runs:
+            if run["path"] not in self._changes:
+                self._changes[run["path"]] = run_changes(Path(run["path"]), self.presets_dir)
+            run["changes"] = self._changes[run["path"]]
+        self.app.call_from_thread(self._set_runs, runs)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A listing that fails (an unreadable runs directory) is said once; the screen stays usable."""
+        if event.worker.group != "runs-list":
+            return
+        if event.state == WorkerState.ERROR:
+            message = f"cannot list the runs in {self.runs_dir}: {event.worker.error}"
+            if message != self._list_error:
+                self._list_error = message
+                self.notify(message, title="runs", severity="error")
+        elif event.state == WorkerState.SUCCESS:
+            self._list_error = ""
 
     def action_refresh(self) -> None:
         self.refresh_runs()
 
-    def _show_runs(self, runs: list[dict[str, Any]]) -> None:
+    def _set_runs(self, runs: list[dict[str, Any]]) -> None:
+        self.all_runs = runs
+        self._show_runs()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self) -> None:
+        self._show_runs()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def _show_runs(self) -> None:
+        pattern = self.query_one("#runs-filter", Input).value
+        runs = [r for r in self.all_runs if matches(r, pattern)]
         self.runs = runs
         self.loaded = True
         rows = [run_row(r, r["path"] in self.marked) for r in runs]
         keys = [r["path"] for r in runs]
         signature = [(k, tuple(str(c) for c in row)) for k, row in zip(keys, rows)]
+        self._show_empty(pattern, bool(runs))
         if signature == self._shown:
             return
         self._shown = signature
@@ -112,9 +202,14 @@ class RunsScreen(Screen):
             table.add_row(*row, key=key)
         if current in keys:
             table.move_cursor(row=keys.index(current), animate=False)
+
+    def _show_empty(self, pattern: str, any_shown: bool) -> None:
         empty = self.query_one("#runs-empty", Static)
-        empty.display = not runs
-        empty.update(f"No runs in {self.runs_dir} yet. Escape goes back to the presets: pick one and press Enter.")
+        empty.display = not any_shown
+        if self.all_runs:
+            empty.update(Text(f"No run matches '{pattern}' (Escape clears the filter)."))
+        else:
+            empty.update(Text(f"No runs in {self.runs_dir} yet. Escape goes back to the presets: pick one and press Enter."))
 
     def selected_path(self) -> str | None:
         table = self.query_one(DataTable)
@@ -167,7 +262,7 @@ class RunsScreen(Screen):
 
         def stop(confirmed: bool | None) -> None:
             if confirmed:
-                self.app.stop_run(Path(run["path"]))
+                self.post_message(StopRequested(Path(run["path"])))
                 self.refresh_runs()
 
         self.app.push_screen(ConfirmScreen(f"Stop {run['run_id']}?\nThe engine checkpoints and exits; R resumes it.", "Stop run"), stop)
@@ -180,8 +275,57 @@ class RunsScreen(Screen):
         if refusal:
             self.notify(f"run {run['run_id']} {refusal}", severity="warning")
             return
-        self.app.resume_run(Path(run["path"]))
-        self.app.open_run(Path(run["path"]))
+        self.post_message(ResumeRequested(Path(run["path"]), open_dashboard=True))
+
+    def action_archive(self) -> None:
+        self._remove("archive", "Archive", f"It moves to {self.runs_dir / '.archive'}/ and leaves this list.", archive_run)
+
+    def action_delete(self) -> None:
+        self._remove("delete", "Delete", "Its events, checkpoints and summary are removed for good.", delete_run)
+
+    def _remove(self, verb: str, label: str, consequence: str, remove) -> None:
+        """Archive or delete the highlighted run after a confirmation; never a running one."""
+        run = self.selected_run()
+        if not run:
+            return
+        run_dir = Path(run["path"])
+        reason = self._running_reason(run_dir)
+        if reason:
+            self.notify(f"cannot {verb} {run_dir.name}: {reason}", severity="warning")
+            return
+        from .confirm import ConfirmScreen
+
+        def answered(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            reason = self._running_reason(run_dir)  # it may have been resumed meanwhile
+            try:
+                if reason:
+                    raise ConfigError(reason)
+                remove(run_dir)
+            except (ConfigError, OSError) as e:
+                self.notify(f"cannot {verb} {run_dir.name}: {e}", severity="error")
+                return
+            self.marked.discard(str(run_dir))
+            self._changes.pop(str(run_dir), None)
+            self.notify(f"{verb}d {run_dir.name}")
+            self.refresh_runs()
+
+        self.app.push_screen(ConfirmScreen(f"{label} {run_dir.name}?\n{consequence}", f"{label} run"), answered)
+
+    def _running_reason(self, run_dir: Path) -> str:
+        """Why the run must not be touched now, or ''."""
+        if run_status(run_dir) == "running":
+            return "it is running (stop it first with s)"
+        process = getattr(self.app, "launched", {}).get(run_dir)
+        if process is not None and process.poll() is None:
+            return "its engine, started here, is still starting (stop it first with s)"
+        return ""
 
     def action_back(self) -> None:
+        filt = self.query_one("#runs-filter", Input)
+        if filt.value or self.focused is filt:
+            filt.value = ""  # Escape clears the filter first, as on the presets screen
+            self.query_one(DataTable).focus()
+            return
         self.app.go_back()

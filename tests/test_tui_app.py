@@ -227,7 +227,7 @@ async def test_escape_from_a_directly_opened_run_goes_to_the_presets(fixture_run
 
 async def test_runs_screen_lists_every_status(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs)
-    async with app.run_test(size=(160, 30)) as pilot:
+    async with app.run_test(size=(200, 30)) as pilot:  # wide enough for the note column
         await pilot.press("r")
         screen = app.screen
         assert isinstance(screen, RunsScreen)
@@ -280,7 +280,7 @@ async def test_presets_focus_filter_and_details(fixture_runs: Path) -> None:
         # The details pane is clipped at 80×24: read its whole text. One finished gdw run of the
         # preset (the mwnet one is another method): its seconds per epoch × the form's 40 epochs.
         finished = json.loads((fixture_runs / FINISHED_10 / "summary.json").read_text())
-        expected = f"~{format_duration(finished['wall_s'] / finished['epochs'] * 40)} for 40 epochs (from 1 finished run of gdw on cpu)"
+        expected = f"~{format_duration(finished['wall_s'] / finished['epochs'] * 40)} for 40 epochs (from 1 finished run with this method, model, data and batch on cpu)"
         assert expected in plain_text(screen.query_one("#details", Static).content)
         await pilot.press(*"cifar100-u")
         options = [screen.query_one(PresetList).get_option_at_index(i).id for i in range(screen.query_one(PresetList).option_count)]

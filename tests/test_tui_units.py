@@ -13,8 +13,6 @@ import pytest
 from engine.config import ConfigError, coerce, load_preset, parse_set
 from engine.events import SCHEMA_VERSION, encode, make_event
 from fixtures.make_fixtures import synth_events
-from fixtures.tui_support import FINISHED_10, FINISHED_100, make_runs
-from gdw_tui.estimate import estimate_run_time
 from gdw_tui.formatting import format_duration
 from gdw_tui.launch_form import validate
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel, flat_matrix, thin_snapshots
@@ -314,20 +312,6 @@ class TestLaunchForm:
         with pytest.raises(ConfigError) as expected:
             engine.launch.check_device_available("cuda:1")
         assert result.errors == {"device": str(expected.value)} and not result.ok
-
-    def test_estimate_from_finished_runs(self, tmp_path: Path) -> None:
-        from engine.runs import list_runs
-
-        runs = list_runs(make_runs(tmp_path))
-        est = estimate_run_time(runs, "digits-unif60", "gdw", 12)
-        finished = next(r for r in runs if r["run_id"] == FINISHED_10)
-        assert est is not None and est.runs == 1 and est.same_method
-        assert est.seconds == pytest.approx(finished["wall_s"] / finished["epochs"] * 12)
-        other = estimate_run_time(runs, "digits-unif60", "l2rw", 6)
-        assert other is not None and not other.same_method and other.runs == 2
-        assert estimate_run_time(runs, "cifar10-unif40", "gdw", 80) is None
-        assert estimate_run_time(runs, "cifar100-unif40", "gdw", 80).device == "cpu"
-        assert FINISHED_100 in {r["run_id"] for r in runs}
 
     def test_durations(self) -> None:
         assert format_duration(5) == "0:05" and format_duration(3725) == "1:02:05" and format_duration(None) == "–"
