@@ -444,7 +444,7 @@ class LineChart(Widget, can_focus=True):
         Binding("end", "cursor_to(-1)", show=False),
         Binding("x", "cycle_x", "x axis"),
         Binding("S", "cycle_smoothing", "smooth"),
-        Binding("L", "toggle_log", "log y"),
+        Binding("L", "toggle_log", "log scale"),
     ]
 
     def __init__(self, x_label: str = "", empty_text: str = "no data yet", *, x_modes: Sequence[str] = (),
