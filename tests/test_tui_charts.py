@@ -296,3 +296,19 @@ async def test_export_from_the_runs_screen_goes_to_the_runs_dir(runs: Path) -> N
         await pilot.pause()
         assert len(list((runs / "exports").glob("runs-*.svg"))) == 1
         assert any("exports" in str(n.message) for n in app._notifications)
+
+
+# --- how it looks ----------------------------------------------------------------------------------
+
+
+def test_snapshot_no_color_curves_with_cursor(snap_compare, fixture_runs: Path, monkeypatch) -> None:
+    """NO_COLOR, the curves tab at 80×24 with the loss chart's cursor on its newest point."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(fixture_runs.parent)  # a relative runs directory: no temporary path on screen
+    runs_dir = Path(fixture_runs.name)
+
+    async def cursor(pilot) -> None:
+        await wait_caught_up(pilot)
+        await pilot.press("1", "left")
+
+    assert snap_compare(GdwApp(runs_dir, open_run=runs_dir / FINISHED_10), terminal_size=(80, 24), run_before=cursor)
