@@ -97,8 +97,14 @@ def test_series_keeps_each_points_wall_time_through_merging() -> None:
     assert len(s.times()) == len(s.points())
     for (x, _), t in zip(s.points(), s.times()):
         assert t == pytest.approx(1000.0 + x)  # times are merged like x
-    s.append(9.0, 90.0)  # no time: unknown, not an error
-    assert math.isnan(s.times()[-1]) or s.stride > 1
+    long = BoundedSeries(64)
+    for i in range(10_000):
+        long.append(float(i), 1.0, float(i))
+    assert len(long.ts) == len(long.xs) < 64 and len(long.times()) == len(long.points())  # bounded, in step
+    unknown = BoundedSeries(8)
+    unknown.append(0.0, 1.0)  # an event without a time, or a malformed one: unknown, not an error
+    unknown.append(1.0, 2.0, "soon")  # type: ignore[arg-type]
+    assert all(math.isnan(t) for t in unknown.times()) and unknown.points() == [(0.0, 1.0), (1.0, 2.0)]
 
 
 # --- the cursor and the chart keys in the app -----------------------------------------------------
