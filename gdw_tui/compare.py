@@ -115,7 +115,8 @@ class CompareScreen(Screen):
         for i, (name, model, color, status) in enumerate(zip(names, models, colors, statuses)):
             symbol, status_color = badge(status)
             table.add_row(
-                Text(line_style(i)[0] if self.app.no_color else "──", style=color), name, Text(f"{symbol} {status}", style=status_color), model.method or "–",
+                Text(line_style(i)[0] if self.app.no_color else "──", style=color), name,  # the legend's line
+                Text(f"{symbol} {status}", style=status_color), model.method or "–",
                 str(model.seed) if model.seed is not None else "–",
                 f"{model.epochs_done}/{model.epochs}" if model.epochs else "–", format_acc(model.final_acc),
                 format_acc(model.best_acc), format_duration(model.elapsed()),
