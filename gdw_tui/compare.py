@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from engine.runs import EVENTS, run_status
+from engine.runs import EVENTS, read_summary, run_status
 
 from .formatting import badge, format_acc, format_duration
 from .run_model import RunModel
@@ -39,7 +39,14 @@ def load_model(run_dir: Path) -> RunModel:
             model = RunModel(run_id=run_dir.name)
         model.apply_all(batch.events)
         if batch.at_end or batch.error:
-            return model
+            break
+    if not model.started:  # it failed before its first event: its summary still says what it was
+        summary = read_summary(run_dir)
+        model.preset = str(summary.get("preset") or "")
+        model.method = str(summary.get("method") or "")
+        model.seed = summary["seed"] if isinstance(summary.get("seed"), int) else None
+        model.epochs = summary["epochs"] if isinstance(summary.get("epochs"), int) else 0
+    return model
 
 
 def run_names(models: list[RunModel]) -> list[str]:
@@ -48,11 +55,10 @@ def run_names(models: list[RunModel]) -> list[str]:
     fields = [lambda m: m.preset or "?", lambda m: m.method or "?", lambda m: f"s{m.seed}" if m.seed is not None else "s?"]
     varying = [f for f in fields if len({f(m) for m in models}) > 1] or fields
     names = ["/".join(f(m) for f in varying) for m in models]
-    for i, name in enumerate(names):
-        if names.count(name) > 1:
-            stamp = models[i].run_id.split("-")[1] if models[i].run_id.count("-") >= 1 else models[i].run_id
-            names[i] = f"{name} @{stamp}"
-    return names
+    shared = {name for name in names if names.count(name) > 1}
+    # run ids start with the creation time, YYYYmmdd-HHMMSS-…
+    return [f"{name} @{m.run_id.split('-')[1] if m.run_id.count('-') else m.run_id}" if name in shared else name
+            for name, m in zip(names, models)]
 
 
 class CompareScreen(Screen):

@@ -207,30 +207,37 @@ def test_chart_keys_are_in_the_help() -> None:
 
 
 async def test_compare_names_every_run_and_aligns_lengths(runs: Path) -> None:
-    # A run that failed before its first event: no preset, method or seed to show.
-    early = runs / "20251124-151500-digits-unif60-gdw-s3"
+    # A run that failed before its first event (its summary says what it was), and one without even a summary.
+    early = runs / "20251124-151500-digits-unif60-gdw-nozm-s1"
     early.mkdir()
-    shutil.copy(runs / FAILED / "config.toml", early / "config.toml")
+    shutil.copy(runs / FAILED / "summary.json", early / "summary.json")
     failure = [e for e in read_events(runs / FAILED / "events.jsonl") if e["type"] == "failure"]
     (early / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in failure))
-    dirs = [runs / r for r in (FINISHED_10, FAILED, INTERRUPTED, FINISHED_100)] + [early]
+    bare = runs / "20251124-161500-digits-unif60-gdw-s4"
+    bare.mkdir()
+    shutil.copy(early / "events.jsonl", bare / "events.jsonl")
+    dirs = [runs / r for r in (FINISHED_10, FAILED, INTERRUPTED, FINISHED_100)] + [early, bare]
     app = GdwApp(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.push_screen(CompareScreen(dirs))
         screen = app.screen
         await wait_until(pilot, lambda: screen.loaded, what="the comparison")
+        await pilot.pause()
         text = screen_text(app)
         acc, loss = screen.query_one("#compare-acc", LineChart), screen.query_one("#compare-loss", LineChart)
-        legend_rows = [line for line in text.splitlines() if "── " in line and "┤" not in line][:3]
-        for curve in acc.curves:
-            assert sum(row.count(curve.label) for row in legend_rows) == 2, (curve.label, legend_rows)  # both charts
+        for chart in (acc, loss):  # the legend rows, above the plot
+            legend = " ".join(chart.render_line(y).text for y in range(chart._frame.plot_top if chart._frame else 8))
+            for curve in chart.curves:
+                assert curve.label in legend, (curve.label, legend)
+                assert curve.label in text
         assert "None" not in text
-        names = ["digits-unif60/gdw/s1", "digits-unif60/gdw-nozm/s1", "digits-unif60/gdw/s2", "cifar100-unif40/gdw/s1", "?/?/s?"]
+        names = ["digits-unif60/gdw/s1", "digits-unif60/gdw-nozm/s1 @111500", "digits-unif60/gdw/s2",
+                 "cifar100-unif40/gdw/s1", "digits-unif60/gdw-nozm/s1 @151500", "?/?/s?"]
         assert [c.label for c in acc.curves] == names
         # different lengths share the epoch axis: the 3-epoch CIFAR run ends at 3, the 6-epoch digits at 6
         ends = {s.source.label: max(s.xs) for s in loss._shown if s.xs}
         assert ends["cifar100-unif40/gdw/s1"] == pytest.approx(3.0) and ends["digits-unif60/gdw/s1"] == pytest.approx(6.0)
-        assert ends["digits-unif60/gdw-nozm/s1"] < 3.0  # failed in its third epoch
+        assert ends["digits-unif60/gdw-nozm/s1 @111500"] < 3.0  # failed in its third epoch
         loss.focus()
         await pilot.press("x")
         assert loss.x_mode == "progress"

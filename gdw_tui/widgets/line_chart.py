@@ -39,7 +39,7 @@ LINE_STYLES = (
     ("┈┈", 4, frozenset({0})),  # dotted
     ("─·", 9, frozenset({0, 1, 2, 3, 6})),  # dash-dot
 )
-LEGEND_MAX_ROWS = 3
+LEGEND_MAX_ROWS = 8  # and at most a third of the chart's height: the plot keeps the rest
 
 
 def line_style(index: int) -> tuple[str, int, frozenset[int]]:
@@ -194,7 +194,7 @@ def chart_frame(
     blank = [[Segment(" " * width, base)] for _ in range(height)]
     if width < 12 or height < 4:
         return ChartFrame(blank)
-    legend = _legend(curves, width, base, monochrome, tag, max(1, min(LEGEND_MAX_ROWS, height - 4)))
+    legend = _legend(curves, width, base, monochrome, tag, max(1, min(LEGEND_MAX_ROWS, (height - 4) // 3)))
     plot_rows = height - len(legend) - 1 - 1  # legend, plot, axis, x labels
     if not any(c.points for c in curves) or plot_rows < 1:
         msg = empty_text[:width].center(width)
