@@ -198,6 +198,8 @@ class GdwApp(App):
 
     def action_export(self) -> None:
         """`e`: the screen as SVG and its charts' curves as CSV, under exports/ of the run (or the runs dir)."""
+        from textual.widgets import RichLog
+
         from .export import export_view
 
         try:
@@ -207,8 +209,6 @@ class GdwApp(App):
             return
         shown = ", ".join(str(p) for p in paths)
         self.notify(shown, title="exported")
-        from textual.widgets import RichLog
-
         for log in self.screen.query("#log").results(RichLog):  # the dashboard's log pane
             log.write(f"exported {shown}")
 
