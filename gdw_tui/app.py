@@ -78,6 +78,7 @@ class GdwApp(App):
         Binding("q", "quit", "quit"),
         Binding("r", "show_runs", "runs"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("e", "export", "export", show=False),
     ]
 
     def __init__(
@@ -217,6 +218,22 @@ class GdwApp(App):
                     self.pop_screen()
                 return
         self.push_screen(RunsScreen(self.runs_dir, self.presets_dir))
+
+    def action_export(self) -> None:
+        """`e`: the screen as SVG and its charts' curves as CSV, under exports/ of the run (or the runs dir)."""
+        from textual.widgets import RichLog
+
+        from .export import export_view
+
+        try:
+            paths = export_view(self.screen, self.runs_dir)
+        except OSError as e:
+            self.notify(f"cannot export: {e}", severity="error")
+            return
+        shown = ", ".join(str(p) for p in paths)
+        self.notify(shown, title="exported")
+        for log in self.screen.query("#log").results(RichLog):  # the dashboard's log pane
+            log.write(f"exported {shown}")
 
     def action_help(self) -> None:
         from .help_screen import HelpScreen

@@ -1,25 +1,32 @@
-"""Compare screen: the accuracy and loss curves of two or more runs overlaid, with a summary table."""
+"""Compare screen: the accuracy and loss curves of two or more runs overlaid, with a summary table.
+
+Runs of different lengths share an epoch axis by default (`x` on a chart switches to % of
+training, so a 3-epoch and a 200-epoch run span the same width, or to iterations or wall time).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
 
-from engine.runs import EVENTS, run_status
+from engine.runs import EVENTS, read_summary, run_status
 
 from .formatting import badge, format_acc, format_duration
 from .run_model import RunModel
 from .tailer import RunTail
-from .widgets.line_chart import Curve, LineChart
+from .widgets.line_chart import Curve, LineChart, XInfo, line_style
 from .widgets.palette import curve_color
 from .widgets.pane import Pane
+
+COMPARE_AXES = ("epoch", "progress", "iteration", "time")
 
 
 def load_model(run_dir: Path) -> RunModel:
@@ -32,17 +39,26 @@ def load_model(run_dir: Path) -> RunModel:
             model = RunModel(run_id=run_dir.name)
         model.apply_all(batch.events)
         if batch.at_end or batch.error:
-            return model
+            break
+    if not model.started:  # it failed before its first event: its summary still says what it was
+        summary = read_summary(run_dir)
+        model.preset = str(summary.get("preset") or "")
+        model.method = str(summary.get("method") or "")
+        model.seed = summary["seed"] if isinstance(summary.get("seed"), int) else None
+        model.epochs = summary["epochs"] if isinstance(summary.get("epochs"), int) else 0
+    return model
 
 
 def run_names(models: list[RunModel]) -> list[str]:
-    """Short curve labels: what differs between the runs (method, seed, preset), else the run id."""
-    fields = [("method", lambda m: m.method), ("seed", lambda m: f"s{m.seed}"), ("preset", lambda m: m.preset)]
-    varying = [(n, f) for n, f in fields if len({f(m) for m in models}) > 1]
-    names = [" ".join(f(m) for _, f in varying) for m in models]
-    if len(set(names)) < len(names) or not all(names):
-        return [m.run_id for m in models]
-    return names
+    """Short curve labels: the fields of preset/method/seed that differ between the runs (all
+    three when none does), and the run's start time when two runs would still share a name."""
+    fields = [lambda m: m.preset or "?", lambda m: m.method or "?", lambda m: f"s{m.seed}" if m.seed is not None else "s?"]
+    varying = [f for f in fields if len({f(m) for m in models}) > 1] or fields
+    names = ["/".join(f(m) for f in varying) for m in models]
+    shared = {name for name in names if names.count(name) > 1}
+    # run ids start with the creation time, YYYYmmdd-HHMMSS-…
+    return [f"{name} @{m.run_id.split('-')[1] if m.run_id.count('-') else m.run_id}" if name in shared else name
+            for name, m in zip(names, models)]
 
 
 class CompareScreen(Screen):
@@ -53,12 +69,15 @@ class CompareScreen(Screen):
         self.run_dirs = run_dirs
         self.models: list[RunModel] = []
         self.loaded = False
+        self.error = ""  # why the runs could not be loaded
 
     def compose(self) -> ComposeResult:
         yield Static(f" Compare · {len(self.run_dirs)} runs", id="compare-title")
         with Container(id="compare-panes"):
-            yield Pane(LineChart(x_label="epoch", empty_text="loading…", id="compare-acc"), title="Test accuracy %", group="", id="compare-acc-pane")
-            yield Pane(LineChart(x_label="iteration", empty_text="loading…", id="compare-loss"), title="Training loss", group="", id="compare-loss-pane")
+            yield Pane(LineChart(x_modes=COMPARE_AXES, empty_text="loading…", id="compare-acc"),
+                       title="Test accuracy %", group="", id="compare-acc-pane")
+            yield Pane(LineChart(x_modes=COMPARE_AXES, empty_text="loading…", smoothable=True, log_y_allowed=True,
+                                 id="compare-loss"), title="Training loss", group="", id="compare-loss-pane")
         table = DataTable(id="compare-table", cursor_type="row")
         table.add_columns("", "run", "status", "method", "seed", "epochs", "final", "best", "elapsed")
         yield table
@@ -75,20 +94,37 @@ class CompareScreen(Screen):
         statuses = [m.ended or run_status(d) for m, d in zip(models, self.run_dirs)]
         self.app.call_from_thread(self._show, models, statuses)
 
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        """A run that cannot be read says so in place of the charts; the app stays usable."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        self.error = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self.notify(self.error, title="cannot compare these runs", severity="error")
+        for chart in self.query(LineChart):
+            chart.empty_text = f"cannot load the runs: {self.error}"
+            chart.set_curves([])
+        self.query_one("#compare-title", Static).update(f" Compare · {len(self.run_dirs)} runs · cannot load: {self.error}")
+
     def _show(self, models: list[RunModel], statuses: list[str]) -> None:
         self.models = models
         names = run_names(models)
         colors = [curve_color(i) for i in range(len(models))]
-        self.query_one("#compare-acc", LineChart).set_curves(
-            [Curve(n, m.test_acc.points(), c) for n, m, c in zip(names, models, colors)])
-        self.query_one("#compare-loss", LineChart).set_curves(
-            [Curve(n, m.loss.points(), c) for n, m, c in zip(names, models, colors)])
+        acc = self.query_one("#compare-acc", LineChart)
+        acc.empty_text = "no run has finished an epoch"
+        acc.set_curves([Curve(n, m.test_acc, c, x_info=XInfo.of_run(m, "epoch")) for n, m, c in zip(names, models, colors)])
+        loss = self.query_one("#compare-loss", LineChart)
+        loss.empty_text = "no training steps recorded"
+        loss.set_curves([Curve(n, m.loss, c, x_info=XInfo.of_run(m, "iteration")) for n, m, c in zip(names, models, colors)])
         table = self.query_one(DataTable)
-        for name, model, color, status in zip(names, models, colors, statuses):
+        for i, (name, model, color, status) in enumerate(zip(names, models, colors, statuses)):
             symbol, status_color = badge(status)
             table.add_row(
-                Text("──", style=color), name, Text(f"{symbol} {status}", style=status_color), model.method,
-                str(model.seed), f"{model.epochs_done}/{model.epochs}", format_acc(model.final_acc),
+                Text(line_style(i)[0] if self.app.no_color else "──", style=color), name,  # the legend's line
+                Text(f"{symbol} {status}", style=status_color), model.method or "–",
+                str(model.seed) if model.seed is not None else "–",
+                f"{model.epochs_done}/{model.epochs}" if model.epochs else "–", format_acc(model.final_acc),
                 format_acc(model.best_acc), format_duration(model.elapsed()),
             )
         self.loaded = True

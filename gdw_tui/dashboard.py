@@ -36,7 +36,7 @@ from .tailer import RunTail
 from .widgets.class_bars import ClassBars
 from .widgets.heatmap import Heatmap
 from .widgets.histogram import HistGroup, Histograms
-from .widgets.line_chart import Curve, LineChart
+from .widgets.line_chart import Curve, LineChart, XInfo
 from .widgets.palette import curve_color
 from .widgets.pane import Pane
 from .widgets.run_header import RunHeader
@@ -73,6 +73,7 @@ def _stored_config(run_dir: Path) -> dict:
         return load_run_config(run_dir)
     except ConfigError:
         return {}
+ITER_AXES, EPOCH_AXES = ("iteration", "epoch", "time"), ("epoch", "iteration", "time")  # `x` on a chart cycles
 
 
 def _int_tick(v: float) -> str:
@@ -120,11 +121,11 @@ class DashboardScreen(Screen):
         yield RunHeader(id="header")
         yield Tabs(*[Tab(label, id=f"tab-{g}") for g, label in GROUPS], id="tabs")
         with Container(id="panes"):
-            yield Pane(LineChart(x_label="iteration", id="loss-chart"), title="Loss", group="curves", id="pane-loss")
-            yield Pane(LineChart(x_label="epoch", empty_text="accuracy after the first epoch", id="acc-chart"),
+            yield Pane(LineChart(x_modes=ITER_AXES, smoothable=True, log_y_allowed=True, id="loss-chart"), title="Loss", group="curves", id="pane-loss")
+            yield Pane(LineChart(x_modes=EPOCH_AXES, empty_text="accuracy after the first epoch", id="acc-chart"),
                        title="Accuracy %", group="curves", id="pane-acc")
             yield Pane(Heatmap(id="heatmap"), title="ω heatmap", group="omega", id="pane-omega")
-            yield Pane(LineChart(x_label="iteration", id="target-chart"), Histograms(id="target-hist"),
+            yield Pane(LineChart(x_modes=ITER_AXES, id="target-chart"), Histograms(id="target-hist"),
                        title="Target weight: clean vs corrupted", group="target", id="pane-target")
             yield Pane(LineChart(x_label="loss ℓ", id="vnet-chart"), title="V(ℓ) weighting function", group="vnet", id="pane-vnet")
             yield Pane(VerticalScroll(ClassBars(id="class-bars"), id="class-scroll"),
@@ -396,20 +397,20 @@ class DashboardScreen(Screen):
 
     def _paint_loss(self) -> None:
         m = self.model
-        curves = [Curve("train", m.loss.points(), curve_color(0))]
+        curves = [Curve("train", m.loss, curve_color(0))]
         if len(m.meta_loss):
-            curves.append(Curve("meta", m.meta_loss.points(), curve_color(1)))
-        self.query_one("#loss-chart", LineChart).set_curves(curves)
+            curves.append(Curve("meta", m.meta_loss, curve_color(1)))
+        self.query_one("#loss-chart", LineChart).set_curves(curves, x_info=XInfo.of_run(m, "iteration"))
 
     def _paint_accuracy(self) -> None:
         m = self.model
-        curves = [Curve("test", m.test_acc.points(), curve_color(0))]
+        curves = [Curve("test", m.test_acc, curve_color(0))]
         if len(m.meta_acc):
-            curves.append(Curve("meta", m.meta_acc.points(), curve_color(1)))
-        curves.append(Curve("train*", m.train_acc.points(), curve_color(2)))
+            curves.append(Curve("meta", m.meta_acc, curve_color(1)))
+        curves.append(Curve("train*", m.train_acc, curve_color(2)))
         last = m.test_acc.last()
         self._set_title("#pane-acc", f"Accuracy % · test {last[1]:.2f}" if last else "Accuracy %")
-        self.query_one("#acc-chart", LineChart).set_curves(curves)
+        self.query_one("#acc-chart", LineChart).set_curves(curves, x_info=XInfo.of_run(m, "epoch"))
 
     def _paint_classes(self) -> None:
         m = self.model
@@ -474,9 +475,9 @@ class DashboardScreen(Screen):
         has_weights = getattr(method_info(m.method), "has_target_weights", True)
         chart.empty_text = "no target weights yet" if has_weights else f"{m.method}: every weight is 1"
         chart.set_curves([
-            Curve("clean", m.clean_weight.points(), CLEAN),
-            Curve("corrupted", m.corrupted_weight.points(), CORRUPTED),
-        ])
+            Curve("clean", m.clean_weight, CLEAN),
+            Curve("corrupted", m.corrupted_weight, CORRUPTED),
+        ], x_info=XInfo.of_run(m, "iteration"))
         tw = snap.target_weight if snap else None
         hist = self.query_one(Histograms)
         if tw and tw.get("bins"):

@@ -206,9 +206,9 @@ class RunModel:
         self.global_iter = int(gi) if gi is not None else self.epoch * self.iters_per_epoch + self.iter
         x = float(self.global_iter)
         if _is_number(e.get("loss")):
-            self.loss.append(x, e["loss"])
+            self.loss.append(x, e["loss"], e.get("t"))
         if _is_number(e.get("meta_loss")):
-            self.meta_loss.append(x, e["meta_loss"])
+            self.meta_loss.append(x, e["meta_loss"], e.get("t"))
         if _is_number(e.get("it_s")):
             self.it_s = float(e["it_s"])
         if _is_number(e.get("lr")):
@@ -224,9 +224,9 @@ class RunModel:
         gi = int(gi) if gi is not None else int(e.get("epoch", 0)) * self.iters_per_epoch + int(e.get("iter", 0))
         if tw:
             if _is_number(tw.get("clean_mean")):
-                self.clean_weight.append(gi, tw["clean_mean"])
+                self.clean_weight.append(gi, tw["clean_mean"], e.get("t"))
             if _is_number(tw.get("corrupted_mean")):
-                self.corrupted_weight.append(gi, tw["corrupted_mean"])
+                self.corrupted_weight.append(gi, tw["corrupted_mean"], e.get("t"))
         self.snapshots.append(
             Snapshot(
                 epoch=int(e.get("epoch", 0)),
@@ -251,7 +251,7 @@ class RunModel:
         x = ep + 1.0  # charts count epochs from 1
         for series, key in ((self.test_acc, "test_acc"), (self.train_acc, "train_acc"), (self.meta_acc, "meta_acc")):
             if _is_number(e.get(key)):
-                series.append(x, e[key])
+                series.append(x, e[key], e.get("t"))
         if e.get("per_class_acc"):
             self.per_class_acc = [float(v) if _is_number(v) else math.nan for v in e["per_class_acc"]]
         if _is_number(e.get("best_acc")):
@@ -365,10 +365,10 @@ def thin_snapshots(snapshots: list[Snapshot]) -> list[Snapshot]:
 
 
 def _truncate(series: BoundedSeries, x_limit: float) -> None:
-    keep = [(x, y) for x, y in series.points() if x < x_limit]
+    keep = [(x, y, t) for (x, y), t in zip(series.points(), series.times()) if x < x_limit]
     series.clear()
-    for x, y in keep:
-        series.append(x, y)
+    for x, y, t in keep:
+        series.append(x, y, t)
 
 
 def _is_number(v: Any) -> bool:

@@ -188,8 +188,9 @@ class TestRunModel:
         assert len(ends) == 2 and len(mid) == 6
         kept = thin_snapshots(snapshots)
         assert [s.global_iter for s in kept if s.epoch_end] == ends  # every epoch end stays
-        assert [s.global_iter for s in kept if not s.epoch_end] == mid[1::2]  # every second mid-epoch one goes
-        assert kept[-1] is snapshots[-1]
+        # The first snapshot is the baseline and stays; of the other mid-epoch ones every second goes.
+        assert [s.global_iter for s in kept if not s.epoch_end] == [mid[0]] + mid[2::2]
+        assert kept[0] is snapshots[0] and kept[-1] is snapshots[-1]
 
     def test_unknown_event_types_are_ignored(self) -> None:
         model = RunModel()
