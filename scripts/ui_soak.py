@@ -277,7 +277,7 @@ def traceback_excerpt(raw: bytes) -> str | None:
     at = raw.find(b"Traceback")
     if at < 0:
         return None
-    lines = [line.rstrip() for line in plain_text(raw[max(0, at - 200):]).splitlines() if line.strip()]
+    lines = [line.rstrip() for line in plain_text(raw[raw.rfind(b"\n", 0, at) + 1:]).splitlines() if line.strip()]
     return "\n".join(lines[-40:])
 
 
