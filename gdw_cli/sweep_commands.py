@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine.config import ConfigError, check_presets_dir, resolve_preset_path
+from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
 from engine.runs import find_run, read_summary, runs_dir_from
 from engine.sweep.spec import (
     EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, expand, is_sweep_file, load_sweep_file, parse_grid_axis,
@@ -208,7 +208,7 @@ def sweep_cmd(
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
         if device is not None:
-            spec.sets["train.device"] = device
+            spec.sets["train.device"] = coerce("train.device", device)
         local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
         slurm = {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus, "cpus": slurm_cpus,
                  "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,

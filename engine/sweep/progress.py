@@ -31,7 +31,7 @@ def grid_table(sweep: Sweep, states: dict[str, str]) -> Any:
     for entry in sweep.runs:
         by_cell.setdefault((entry["setting"], entry["method"]), []).append(entry)
     methods = [m for m in METHODS if any(m == k[1] for k in by_cell)]
-    table = Table("setting", *methods, title=counts_line(sweep, states), title_justify="left")
+    table = Table("setting", *methods)
     rows = {r.setting: r for r in report.rows}
     for setting in dict.fromkeys(e["setting"] for e in sweep.runs):
         cells = []
@@ -75,7 +75,10 @@ class SweepProgress:
     def refresh(self, sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[str, str]:
         states = run_states(sweep, job_states)
         if self.live is not None:
-            self.live.update(grid_table(sweep, states), refresh=True)
+            from rich.console import Group
+            from rich.text import Text
+
+            self.live.update(Group(Text(counts_line(sweep, states)), grid_table(sweep, states)), refresh=True)
         else:
             line = counts_line(sweep, states)
             # Plain output (a log): the counts when they change, at most every PLAIN_EVERY_S otherwise.
