@@ -152,13 +152,13 @@ def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
     from engine.sweep.local import busy
     from engine.sweep.progress import ended
 
+    proc = getattr(executor, "scheduler_proc", None)  # a scheduler just started may not hold its lock yet
     while True:
         states = progress.refresh(sweep, executor.job_states(sweep))
         if sweep.executor == "local":
-            if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
-                time.sleep(0.2)  # a scheduler that just started may not hold its lock yet
-                if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
-                    return
+            starting = proc is not None and proc.poll() is None
+            if not starting and not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
+                return
         elif ended(states):
             return
         time.sleep(WAIT_POLL_S)

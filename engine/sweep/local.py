@@ -196,10 +196,11 @@ class LocalExecutor:
 
     def __init__(self, options: dict[str, Any]):
         self.options = options
+        self.scheduler_proc: subprocess.Popen | None = None  # the detached scheduler this call started
 
     def submit(self, sweep: Sweep, run_dirs: list[Path]) -> None:
         if self.options.get("detach"):
-            start_detached_scheduler(sweep)
+            self.scheduler_proc = start_detached_scheduler(sweep)
             return
         slots = plan_slots(self.options, sweep_device(sweep))
         Scheduler(sweep, slots, self.options.get("on_refresh"), self.options.get("say", print)).run(run_dirs)
