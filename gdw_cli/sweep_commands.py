@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
-from engine.runs import find_run, read_summary, runs_dir_from
+from engine.runs import read_summary, runs_dir_from
 from engine.sweep.spec import (
     EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, expand, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import preflight
-from engine.sweep.store import Sweep, counts, find_sweep, list_sweeps, run_states, scheduler_alive, sweeps_root
+from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
 
 console = Console()
 err = Console(stderr=True)
@@ -43,25 +43,8 @@ def _out() -> Console:
 
 
 def sweep_of(runs_dir: Path, ref: str) -> Sweep | None:
-    """The sweep `ref` names, if it names one rather than a run: an exact sweep id, path or name
-    wins; a prefix counts only when no run matches."""
-    p = Path(ref).expanduser()
-    if (p / "sweep.json").is_file() or (sweeps_root(runs_dir) / ref / "sweep.json").is_file():
-        return find_sweep(runs_dir, ref)
-    named = [s for s in list_sweeps(runs_dir) if s.name == ref]
-    if named:
-        if len(named) > 1:
-            raise ConfigError(f"several sweeps are named '{ref}': {', '.join(s.id for s in named[:5])}; give a sweep id")
-        return named[0]
-    try:
-        find_run(runs_dir, ref)
-        return None
-    except ConfigError:
-        pass
-    try:
-        return find_sweep(runs_dir, ref)
-    except ConfigError:
-        return None
+    """The sweep `ref` names, if it names one rather than a run (engine.sweep.store.sweep_named)."""
+    return sweep_named(runs_dir, ref)
 
 
 # --- gdw sweep ----------------------------------------------------------------------------------------
