@@ -110,15 +110,22 @@ def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bo
 
     live = console.is_terminal
     foreground = sweep.executor == "local" and not detach
-    with SweepProgress(console, live and (foreground or wait)) as progress:
-        options = {**sweep.options, "detach": detach}
-        if foreground:
-            options.update(on_refresh=progress.refresh, say=progress.say)
-        executor = make_executor(sweep.executor, options)
-        executor.submit(sweep, run_dirs)
-        if wait and not foreground:
-            follow(sweep, executor, progress)
-        states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    try:
+        with SweepProgress(console, live and (foreground or wait)) as progress:
+            options = {**sweep.options, "detach": detach}
+            if foreground:
+                options.update(on_refresh=progress.refresh, say=progress.say)
+            executor = make_executor(sweep.executor, options)
+            executor.submit(sweep, run_dirs)
+            if wait and not foreground:
+                follow(sweep, executor, progress)
+            states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    except KeyboardInterrupt:
+        # The runs are detached processes: they go on without this command.
+        console.print(f"interrupted: the runs go on; `gdw resume {sweep.id}` adopts them, `gdw stop {sweep.id}` stops them",
+                      markup=False, highlight=False, soft_wrap=True)
+        print(f"sweep={sweep.id}", flush=True)
+        return 130
     if foreground or wait:
         c = counts(states)
         if c["failed"]:

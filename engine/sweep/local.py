@@ -108,7 +108,6 @@ class Scheduler:
         self.free = list(range(len(slots)))
         self.children: dict[str, tuple[subprocess.Popen, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
-        self.results: dict[str, int] = {}
 
     def _take_slot(self, gpu: str | None = None) -> int | None:
         for i in self.free:
@@ -148,7 +147,6 @@ class Scheduler:
             if rc == CLAIMED:  # another task got there first: wait for it instead
                 self._adopt(run_dir)
                 continue
-            self.results[run_id] = rc
             s = read_summary(run_dir)
             status = s.get("status")
             detail = f" final_acc={s['final_acc']:.2f}" if status == "finished" and s.get("final_acc") is not None else (
