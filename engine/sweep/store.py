@@ -22,6 +22,7 @@ from typing import Any
 from ..config import ConfigError
 from ..runs import atomic_write_text, create_run, ensure_runs_dir, read_summary, run_status, write_summary
 from .spec import RunPlan, SweepSpec
+from .task import claimed
 
 SWEEPS = "sweeps"
 SWEEP_FILE = "sweep.json"
@@ -232,6 +233,8 @@ def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[s
             out[entry["run_id"]] = "missing"
             continue
         status = run_status(run_dir)
+        if status != "running" and status != "finished" and claimed(run_dir):
+            status = "running"  # its task holds it: the engine is starting (imports, data) or resuming
         job = (job_states or {}).get(entry["run_id"], "")
         if status in ("created", "interrupted", "stopped", "failed") and job in ("PENDING", "REQUEUED", "CONFIGURING"):
             status = "queued"
