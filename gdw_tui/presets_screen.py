@@ -26,7 +26,7 @@ from .formatting import format_duration
 from .launch_form import FORM_FIELDS, validate
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
-KEYS_NOT_FILTERED = {"q", "r", "question_mark"}  # global keys keep their meaning in the list
+KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark"}  # global keys keep their meaning in the list
 
 
 class PresetList(OptionList):
