@@ -22,6 +22,7 @@ from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
+from . import sweep_commands
 from .errors import OneLineErrors, fail
 from .headless import console, train_here
 
@@ -99,12 +100,15 @@ def run(
 
 @app.command()
 def resume(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI"),
     detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
+    wait: bool = typer.Option(False, "--wait", help="a sweep: return only when every run has ended"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Continue a stopped, interrupted or failed run from its last checkpoint."""
+    """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
+    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
+        return
     root = runs_dir_from(runs_dir)
     try:
         run_dir = find_run(root, run_ref)
@@ -134,12 +138,14 @@ def resume(
 
 @app.command()
 def stop(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     now: bool = typer.Option(False, "--now", help="kill at once (SIGKILL) instead of a clean stop"),
     wait: float = typer.Option(30.0, "--wait", help="seconds to wait for the clean stop"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Stop a running run: it finishes the iteration, checkpoints and exits (resume later)."""
+    """Stop a running run: it finishes the iteration, checkpoints and exits (resume later). A sweep: every run."""
+    if sweep_commands.stop_if_sweep(run_ref, runs_dir, now, wait):
+        return
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
         if not stop_run(run_dir, hard=now):
@@ -154,10 +160,12 @@ def stop(
 
 @app.command()
 def show(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Print a run's summary (finished, running or failed)."""
+    """Print a run's summary (finished, running or failed), or a sweep's grid and runs."""
+    if sweep_commands.show_if_sweep(run_ref, runs_dir):
+        return
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
         _check_readable(run_dir)
@@ -312,6 +320,9 @@ def bench(
         a = result["augmentation"]
         console.print(f"augmentation: tensor pipeline {a['tensor_images_s']:,.0f} images/s · per-image PIL "
                       f"{a['pil_images_s']:,.0f} images/s · {a['tensor_images_s'] / a['pil_images_s']:.1f}×", markup=False)
+
+
+sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ class GdwApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("r", "show_runs", "runs"),
+        Binding("w", "show_sweeps", "sweeps"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("e", "export", "export", show=False),
     ]
@@ -234,6 +235,12 @@ class GdwApp(App):
         self.notify(shown, title="exported")
         for log in self.screen.query("#log").results(RichLog):  # the dashboard's log pane
             log.write(f"exported {shown}")
+
+    def action_show_sweeps(self) -> None:
+        from .sweeps_screen import SweepsScreen
+
+        if not isinstance(self.screen, SweepsScreen):
+            self.push_screen(SweepsScreen(self.runs_dir))
 
     def action_help(self) -> None:
         from .help_screen import HelpScreen

@@ -29,7 +29,7 @@ from .launch_form import FORM_FIELDS, validate
 from .messages import LaunchRequested
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
-KEYS_NOT_FILTERED = {"q", "r", "question_mark"}  # global keys keep their meaning in the list
+KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark"}  # global keys keep their meaning in the list
 # Presets that train in a minute or two on a CPU with no download: listed first, to try things out.
 QUICK_PREFIXES = ("digits-", "synthetic-")
 QUICK_HEADER, OTHER_HEADER = "quick · CPU, no download", "papers' settings · GPU, data"
