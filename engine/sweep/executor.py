@@ -1,0 +1,44 @@
+"""The executor interface: what the sweep commands need from "local" and "slurm".
+
+Torch-free. An executor starts or queues a sweep's runs, reports what its scheduler knows about
+them, and cancels them. Runs are ordinary run directories; the executor only decides where and
+when each one's engine (engine.sweep.task.run_task) executes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..config import ConfigError
+
+if TYPE_CHECKING:
+    from .store import Sweep
+
+EXECUTORS = ("local", "slurm")
+
+
+class Executor(Protocol):
+    name: str  # "local" | "slurm"
+
+    def submit(self, sweep: "Sweep", run_dirs: list[Path]) -> None:
+        """Start or queue these runs (each ends finished, stopped or failed; never twice at once)."""
+
+    def job_states(self, sweep: "Sweep") -> dict[str, str]:
+        """run_id -> the scheduler's state ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", ...) where known."""
+
+    def cancel(self, sweep: "Sweep", run_dirs: list[Path]) -> None:
+        """Stop these runs (a clean stop: each checkpoints and can be resumed)."""
+
+
+def make_executor(name: str, options: dict[str, Any]) -> Executor:
+    """The executor called `name` with its options; ConfigError (one line) for an unknown or unusable one."""
+    if name == "local":
+        from .local import LocalExecutor
+
+        return LocalExecutor(options)
+    if name == "slurm":
+        from .slurm import SlurmExecutor  # lazily: submitit is needed only here
+
+        return SlurmExecutor(options)
+    raise ConfigError(f"unknown executor '{name}'; valid executors: {', '.join(EXECUTORS)}")

@@ -1,0 +1,254 @@
+"""A sweep on disk: `RUNS_DIR/sweeps/SWEEP_ID/sweep.json`, listing its runs and executor options.
+
+Torch-free. The runs themselves are ordinary run directories in RUNS_DIR (created with
+engine.runs.create_run), tagged with the sweep id and their setting in summary.json, so every
+run command and the UI handle them as any other run. A sweep's status is counted from its runs'
+honest statuses (engine.runs.run_status) and, where the executor knows it, the scheduler's state.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from ..runs import atomic_write_text, create_run, ensure_runs_dir, read_summary, run_status, write_summary
+from .spec import RunPlan, SweepSpec
+
+SWEEPS = "sweeps"
+SWEEP_FILE = "sweep.json"
+SCHEDULER_LOCK = "scheduler.lock"
+SCHEDULER_LOG = "scheduler.log"
+
+
+@dataclass
+class Sweep:
+    dir: Path
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir.parent.parent
+
+    @property
+    def name(self) -> str:
+        return self.data.get("name", "")
+
+    @property
+    def executor(self) -> str:
+        return self.data.get("executor", "local")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.data.get("options", {})
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """One entry per run: run_id, setting, preset, method, seed, grid."""
+        return self.data.get("runs", [])
+
+    def run_dirs(self) -> list[Path]:
+        return [self.runs_dir / r["run_id"] for r in self.runs]
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.data.get("stopped"))
+
+    def reload(self) -> "Sweep":
+        self.data = _read(self.dir)
+        return self
+
+    def save(self) -> None:
+        atomic_write_text(self.dir / SWEEP_FILE, json.dumps(self.data, indent=2) + "\n")
+
+    def set_stopped(self, stopped: bool) -> None:
+        """The scheduler starts no more runs while a sweep is stopped (`gdw stop`); `gdw resume` clears it."""
+        self.reload()
+        self.data["stopped"] = stopped
+        self.save()
+
+
+def sweeps_root(runs_dir: Path) -> Path:
+    return runs_dir / SWEEPS
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "sweep"
+
+
+def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan]) -> Sweep:
+    """The sweep directory and all its runs; on any failure nothing is left behind."""
+    ensure_runs_dir(runs_dir)
+    root = sweeps_root(runs_dir)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(spec.name or spec.presets[0])}"
+    made: list[Path] = []
+    sweep_dir: Path | None = None
+    try:
+        root.mkdir(exist_ok=True)
+        for n in range(1, 10000):
+            candidate = root / (base if n == 1 else f"{base}-{n}")
+            try:
+                candidate.mkdir()
+                sweep_dir = candidate
+                break
+            except FileExistsError:
+                continue
+        assert sweep_dir is not None
+        entries = []
+        for plan in plans:
+            run_dir = create_run(runs_dir, plan.config)
+            made.append(run_dir)
+            summary = read_summary(run_dir)
+            summary.update(sweep=sweep_dir.name, setting=plan.setting, grid=plan.grid)
+            write_summary(run_dir, summary)
+            entries.append({"run_id": run_dir.name, "setting": plan.setting, "preset": plan.preset,
+                            "method": plan.method, "seed": plan.seed, "grid": plan.grid})
+        data = {
+            "id": sweep_dir.name, "name": spec.name or spec.presets[0], "created": time.time(),
+            "presets": spec.presets, "methods": spec.methods, "seeds": spec.seeds, "set": spec.sets,
+            "grid": spec.grid, "source": spec.source, "executor": spec.executor, "options": spec.options,
+            "stopped": False, "runs": entries,
+        }
+        sweep = Sweep(sweep_dir, data)
+        sweep.save()
+        return sweep
+    except (ConfigError, OSError) as e:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        if sweep_dir is not None:
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"cannot create a sweep in {runs_dir}: {e.strerror}") from None
+
+
+def _read(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / SWEEP_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is unreadable: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise ConfigError(f"{path} is not a sweep file (no run list)")
+    return data
+
+
+def list_sweeps(runs_dir: Path) -> list[Sweep]:
+    """Every sweep in the runs directory, newest first (unreadable ones are left out)."""
+    root = sweeps_root(runs_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in root.iterdir():
+        if (d / SWEEP_FILE).is_file():
+            try:
+                out.append(Sweep(d, _read(d)))
+            except ConfigError:
+                continue
+    out.sort(key=lambda s: s.data.get("created") or 0, reverse=True)
+    return out
+
+
+def is_sweep_ref(runs_dir: Path, ref: str) -> bool:
+    try:
+        find_sweep(runs_dir, ref)
+        return True
+    except ConfigError:
+        return False
+
+
+def find_sweep(runs_dir: Path, ref: str) -> Sweep:
+    """A sweep id (or unique prefix/suffix, or name), or a path to a sweep directory."""
+    p = Path(ref).expanduser()
+    if (p / SWEEP_FILE).is_file():
+        return Sweep(p, _read(p))
+    root = sweeps_root(runs_dir)
+    if (root / ref / SWEEP_FILE).is_file():
+        return Sweep(root / ref, _read(root / ref))
+    sweeps = list_sweeps(runs_dir) if ref else []
+    for matches in (
+        [s for s in sweeps if s.id.startswith(ref) or s.id.endswith(ref)],
+        [s for s in sweeps if s.name == ref],
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ConfigError(f"sweep '{ref}' is ambiguous in {runs_dir}: {', '.join(sorted(m.id for m in matches)[:5])}")
+    raise ConfigError(f"no sweep '{ref}' in {runs_dir} (see `gdw sweeps`)")
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+# The columns of `gdw sweeps`: each run status counts in one of them.
+BUCKETS = {"finished": "done", "running": "running", "failed": "failed",
+           "created": "pending", "stopped": "pending", "interrupted": "pending", "queued": "pending"}
+
+
+def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[str, str]:
+    """run_id -> honest status. Where the scheduler knows a job (Slurm) that the run directory
+    cannot show (the engine runs on another node), its state counts: queued or running."""
+    out = {}
+    for entry in sweep.runs:
+        run_dir = sweep.runs_dir / entry["run_id"]
+        if not run_dir.is_dir():
+            out[entry["run_id"]] = "missing"
+            continue
+        status = run_status(run_dir)
+        job = (job_states or {}).get(entry["run_id"], "")
+        if status in ("created", "interrupted", "stopped", "failed") and job in ("PENDING", "REQUEUED", "CONFIGURING"):
+            status = "queued"
+        elif status in ("created", "interrupted") and job == "RUNNING":
+            status = "running"
+        out[entry["run_id"]] = status
+    return out
+
+
+def counts(states: dict[str, str]) -> dict[str, int]:
+    out = {"done": 0, "running": 0, "failed": 0, "pending": 0}
+    for status in states.values():
+        out[BUCKETS.get(status, "failed")] += 1
+    return out
+
+
+def scheduler_alive(sweep: Sweep) -> bool:
+    """True while a local scheduler holds the sweep's lock."""
+    try:
+        fd = os.open(sweep.dir / SCHEDULER_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def take_scheduler_lock(sweep: Sweep) -> int | None:
+    """The sweep's scheduler lock for this process (kept for its life); None if another scheduler has it."""
+    fd = os.open(sweep.dir / SCHEDULER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd

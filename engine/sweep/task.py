@@ -1,0 +1,136 @@
+"""One run of a sweep, executed idempotently: start it, resume it from its checkpoint, or skip it.
+
+Used by the local executor (one detached process per run) and by Slurm array tasks. Torch is
+imported only when the run actually trains (through engine.__main__).
+
+`python -m engine.sweep.task --run-dir DIR`. The task holds the run's claim (`task.lock`, flock)
+for its whole life, and decides under it what to do, so two tasks never run one run: the second
+one exits with CLAIMED at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, read_summary, write_summary
+
+TASK_LOCK = "task.lock"
+CHECKPOINT = Path("checkpoints") / "last.pt"
+CLAIMED = 3  # exit code: another task holds this run's claim (it is running or starting it)
+
+
+def claim(run_dir: Path) -> int | None:
+    """Take the run's claim for this process; None if another process holds it."""
+    fd = os.open(run_dir / TASK_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    # Who holds it and where: the local scheduler reads the GPU slot back when it adopts the run.
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
+                             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}).encode())
+    return fd  # kept open (and locked) for the life of the process
+
+
+def claimed(run_dir: Path) -> bool:
+    """True while some task holds the run's claim (a shared probe: probes never block each other)."""
+    try:
+        fd = os.open(run_dir / TASK_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def claim_info(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / TASK_LOCK).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def plan(run_dir: Path) -> str:
+    """What a task does with this run now: "skip" (finished), "resume" (has a checkpoint),
+    "restart" (ran, but no checkpoint: its attempt is archived and it starts over) or "run"."""
+    summary = read_summary(run_dir)
+    if summary.get("status") == "finished":
+        return "skip"
+    if (run_dir / CHECKPOINT).exists():
+        return "resume"
+    events = run_dir / EVENTS
+    if events.exists() and events.stat().st_size > 0:
+        return "restart"
+    return "run"
+
+
+def archive_attempt(run_dir: Path) -> None:
+    """Keep a failed attempt's events and summary under attempts/N/ and make the run fresh again."""
+    attempts = run_dir / "attempts"
+    attempts.mkdir(exist_ok=True)
+    n = 1 + sum(1 for _ in attempts.iterdir())
+    dest = attempts / str(n)
+    dest.mkdir()
+    old = read_summary(run_dir)
+    for name in (EVENTS, SUMMARY):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, dest / name)
+    fresh = initial_summary(run_dir, load_run_config(run_dir))
+    for key in ("created", "sweep", "setting", "grid"):  # the run's identity stays
+        if key in old:
+            fresh[key] = old[key]
+    fresh["attempts"] = n
+    write_summary(run_dir, fresh)
+
+
+def run_task(run_dir: Path) -> int:
+    """Run, resume or skip the run under its claim. Exit codes as `python -m engine` (0 finished or
+    stopped, 1 failed, 2 bad input), plus CLAIMED when another task holds the run."""
+    run_dir = Path(run_dir)
+    fd = claim(run_dir)
+    if fd is None:
+        print(f"run {run_dir.name} is claimed by another task; nothing to do", flush=True)
+        return CLAIMED
+    try:
+        action = plan(run_dir)
+        if action == "skip":
+            print(f"run {run_dir.name} already finished", flush=True)
+            return 0
+        if action == "restart":
+            archive_attempt(run_dir)
+        from ..__main__ import main as engine_main
+
+        print(f"{time.strftime('%H:%M:%S')} task: {action} {run_dir.name}", flush=True)
+        return engine_main(["resume" if action == "resume" else "run", "--run-dir", str(run_dir)])
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.sweep.task", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    return run_task(args.run_dir)
+
+
+def task_command(run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "engine.sweep.task", "--run-dir", str(run_dir)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
