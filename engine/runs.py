@@ -3,8 +3,9 @@
 Torch-free: the CLI and the UI list, inspect and stop runs through this module.
 
 A run directory holds `config.toml` (the resolved config), `events.jsonl`, `summary.json`,
-`engine.lock` (held with flock by the engine process while it runs), `engine.log` (the
-engine's own output when launched detached) and `checkpoints/`.
+`engine.lock` (held with flock by the engine process while it runs), `heartbeat.json` (rewritten
+while it runs, for readers on other hosts: engine.heartbeat), `engine.log` (the engine's own
+output when launched detached) and `checkpoints/`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_toml_dict, to_toml
+from .heartbeat import alive_elsewhere
 
 STATUSES = ("created", "running", "finished", "failed", "stopped", "interrupted")
 SUMMARY = "summary.json"
@@ -231,7 +233,7 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
     summary = summary or read_summary(run_dir)
     status = summary.get("status", "created")
     if status in ("running", "created"):
-        if engine_alive(run_dir):
+        if engine_alive(run_dir) or alive_elsewhere(run_dir):  # another host: its heartbeat (Slurm)
             return "running"
         # An engine that took the lock (it creates engine.lock) and died during its setup, before
         # any event, is interrupted too; `created` is only a run no engine has touched yet.

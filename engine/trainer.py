@@ -27,6 +27,7 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
+from .heartbeat import Heartbeat
 from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
 from .signals import STOP
 from .stats import StepAccumulator, WeightAccumulator
@@ -427,6 +428,7 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
     if resume and summary.get("status") == "finished":
         raise ConfigError(f"run {run_dir.name} already finished (final_acc={summary.get('final_acc')}); nothing to resume")
     lock_fd = acquire_lock(run_dir)
+    heartbeat = Heartbeat(run_dir).start()  # the lock is invisible from other hosts (Slurm); this is not
     try:
         device = resolve_device(cfg["train"]["device"])
         if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
@@ -442,6 +444,7 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
             raise
         return _execute(run, resume)
     finally:
+        heartbeat.stop()
         os.close(lock_fd)
 
 
