@@ -40,12 +40,15 @@ def engine_command(run_dir: Path, resume: bool = False) -> list[str]:
     return [sys.executable, "-m", "engine", "resume" if resume else "run", "--run-dir", str(run_dir)]
 
 
-def launch_detached(run_dir: Path, resume: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `python -m engine run|resume --run-dir DIR` in its own session; returns the Popen."""
+def launch_detached(
+    run_dir: Path, resume: bool = False, env: dict[str, str] | None = None, command: list[str] | None = None,
+) -> subprocess.Popen:
+    """Start `python -m engine run|resume --run-dir DIR` (or `command`, e.g. a sweep's run task) in
+    its own session; returns the Popen."""
     log = open(Path(run_dir) / LOG, "ab")
     try:
         return subprocess.Popen(
-            engine_command(Path(run_dir), resume),
+            command or engine_command(Path(run_dir), resume),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -98,6 +98,18 @@ def archive_attempt(run_dir: Path) -> None:
     write_summary(run_dir, fresh)
 
 
+def sweep_stopped(run_dir: Path) -> bool:
+    """A task started just before `gdw stop SWEEP` marked the sweep stopped does not start its run."""
+    sweep_id = read_summary(run_dir).get("sweep")
+    if not sweep_id:
+        return False
+    try:
+        data = json.loads((run_dir.parent / "sweeps" / sweep_id / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(data.get("stopped"))
+
+
 def run_task(run_dir: Path) -> int:
     """Run, resume or skip the run under its claim. Exit codes as `python -m engine` (0 finished or
     stopped, 1 failed, 2 bad input), plus CLAIMED when another task holds the run."""
@@ -108,6 +120,9 @@ def run_task(run_dir: Path) -> int:
         return CLAIMED
     try:
         action = plan(run_dir)
+        if action != "skip" and sweep_stopped(run_dir):
+            print(f"run {run_dir.name}: its sweep is stopped; not started", flush=True)
+            return 0
         if action == "skip":
             print(f"run {run_dir.name} already finished", flush=True)
             return 0

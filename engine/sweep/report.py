@@ -1,0 +1,289 @@
+"""The paper's table from finished runs: settings × methods, mean ± std of final_acc over seeds.
+
+Torch-free. Rows are settings (preset + grid values), columns methods; a cell is the mean ± sample
+std (ddof=1) of the finished runs' `final_acc`, with `n=` where fewer seeds finished than the
+sweep planned. The best mean of a row is bold, the preset's reference figure (the paper's, from
+"Reference: ..." in its description) is shown beside ours, and the last column is GDW minus the
+best baseline of the row, paired by seed, with a 95% Student-t confidence interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import METHODS, ConfigError
+from ..runs import load_run_config, read_summary, run_status
+from .store import Sweep
+
+FORMATS = ("md", "csv", "latex")
+BASELINES = ("erm", "l2rw", "mwnet")  # what "best baseline" is chosen from
+CSV_COLUMNS = ["setting", "method", "n", "mean", "std", "seeds"]
+# Names in the presets' "Reference: ..." text -> method names.
+REFERENCE_NAMES = {"erm": "erm", "ce": "erm", "l2rw": "l2rw", "mw-net": "mwnet", "mwnet": "mwnet", "gdw": "gdw"}
+
+
+# --- Student t, exactly, for integer degrees of freedom ---------------------------------------------
+
+
+def t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with `df` degrees of freedom (Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        term, total = c, c if df > 1 else 0.0
+        for k in range(3, df - 1, 2):  # c + (2/3)c^3 + (2·4)/(3·5)c^5 + ...
+            term *= (k - 1) / k * c * c
+            total += term
+        return 2 / math.pi * (theta + s * total)
+    term, total = 1.0, 1.0
+    for k in range(2, df - 1, 2):  # 1 + (1/2)c^2 + (1·3)/(2·4)c^4 + ...
+        term *= (k - 1) / k * c * c
+        total += term
+    return s * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The two-sided quantile: P(|T| < t) = p (e.g. p=0.95 gives t_{0.975, df}); by bisection."""
+    lo, hi = 0.0, 1.0
+    while t_two_sided_mass(hi, df) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if t_two_sided_mass(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float, float] | None:
+    """Mean difference and its confidence interval; None with fewer than two pairs."""
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean = statistics.fmean(diffs)
+    half = t_quantile(level, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+# --- collecting -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    method: str
+    planned: int = 0  # runs of this setting and method
+    accs: dict[int, float] = field(default_factory=dict)  # seed -> final_acc of the finished runs
+
+    @property
+    def n(self) -> int:
+        return len(self.accs)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.accs.values()) if self.accs else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.accs.values()) if self.n >= 2 else None
+
+
+@dataclass
+class Row:
+    setting: str
+    preset: str
+    grid: dict[str, Any]
+    cells: dict[str, Cell] = field(default_factory=dict)
+    reference: dict[str, float] = field(default_factory=dict)
+
+    def best_method(self) -> str | None:
+        means = {m: c.mean for m, c in self.cells.items() if c.mean is not None}
+        return max(means, key=lambda m: means[m]) if means else None
+
+    def gdw_vs_best_baseline(self) -> dict[str, Any] | None:
+        gdw = self.cells.get("gdw")
+        bases = {m: c for m, c in self.cells.items() if m in BASELINES and c.mean is not None}
+        if gdw is None or gdw.mean is None or not bases:
+            return None
+        best = max(bases, key=lambda m: bases[m].mean)
+        seeds = sorted(set(gdw.accs) & set(bases[best].accs))
+        diffs = [gdw.accs[s] - bases[best].accs[s] for s in seeds]
+        out: dict[str, Any] = {"baseline": best, "n": len(diffs), "mean": statistics.fmean(diffs) if diffs else None}
+        ci = paired_ci(diffs)
+        out["ci"] = None if ci is None else (ci[1], ci[2])
+        return out
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    methods: list[str]
+    grid_keys: list[str]
+
+
+def parse_reference(description: str) -> dict[str, float]:
+    """{method: figure} from "Reference: MW-Net 71.54, GDW 76.30 (appendix Table 8)."."""
+    text = description.partition("Reference:")[2]
+    out = {}
+    for name, value in re.findall(r"([A-Za-z0-9-]+)\s+(\d+(?:\.\d+)?)\b", text.split("(")[0]):
+        method = REFERENCE_NAMES.get(name.lower())
+        if method:
+            out[method] = float(value)
+    return out
+
+
+def collect(run_dirs: list[Path]) -> Report:
+    rows: dict[str, Row] = {}
+    methods: set[str] = set()
+    grid_keys: list[str] = []
+    for run_dir in run_dirs:
+        s = read_summary(run_dir)
+        try:
+            cfg = load_run_config(run_dir)
+        except ConfigError:
+            continue
+        preset = str(cfg.get("preset") or s.get("preset") or run_dir.name)
+        grid = s.get("grid") or {}
+        setting = s.get("setting") or preset
+        row = rows.get(setting)
+        if row is None:
+            row = rows[setting] = Row(setting, preset, grid, reference=parse_reference(cfg.get("description", "")))
+        for k in grid:
+            if k not in grid_keys:
+                grid_keys.append(k)
+        method, seed = cfg["train"]["method"], cfg["train"]["seed"]
+        methods.add(method)
+        cell = row.cells.setdefault(method, Cell(method))
+        cell.planned += 1
+        if run_status(run_dir, s) == "finished" and isinstance(s.get("final_acc"), (int, float)):
+            cell.accs[seed] = float(s["final_acc"])
+    order = [m for m in METHODS if m in methods]
+    return Report(list(rows.values()), order, grid_keys)
+
+
+def report_runs(runs_dir: Path, refs: list[str]) -> list[Path]:
+    """Run directories of the given sweeps and runs, in order, each once."""
+    from ..runs import find_run
+    from .store import find_sweep, sweeps_root
+
+    out: list[Path] = []
+    for ref in refs:
+        found: list[Path]
+        if (sweeps_root(runs_dir) / ref).is_dir() or (Path(ref) / "sweep.json").is_file():
+            found = find_sweep(runs_dir, ref).run_dirs()
+        else:
+            try:
+                found = [find_run(runs_dir, ref)]
+            except ConfigError as run_error:
+                try:
+                    found = find_sweep(runs_dir, ref).run_dirs()
+                except ConfigError:
+                    raise ConfigError(f"no sweep or run '{ref}' in {runs_dir} (see `gdw sweeps` and `gdw runs`)") from run_error
+        out.extend(d for d in found if d not in out)
+    return out
+
+
+def sweep_report(sweep: Sweep) -> Report:
+    return collect(sweep.run_dirs())
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+
+def fmt_cell(cell: Cell | None, reference: float | None = None) -> str:
+    if cell is None:
+        return ""
+    if cell.mean is None:
+        return f"– (0/{cell.planned})"
+    text = f"{cell.mean:.2f}" + (f" ± {cell.std:.2f}" if cell.std is not None else "")
+    if cell.n < cell.planned:
+        text += f" (n={cell.n})"
+    if reference is not None:
+        text += f" [paper {reference:.2f}]"
+    return text
+
+
+def fmt_diff(d: dict[str, Any] | None) -> str:
+    if d is None or d["mean"] is None:
+        return ""
+    text = f"{d['mean']:+.2f}"
+    if d["ci"] is not None:
+        text += f" [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
+    return text + f" vs {d['baseline']} (n={d['n']})"
+
+
+DIFF_HEADER = "GDW − best baseline (95% CI)"
+
+
+def table_rows(report: Report, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
+    header = ["setting"] + report.methods + [DIFF_HEADER]
+    body = []
+    for row in report.rows:
+        best = row.best_method()
+        cells = []
+        for m in report.methods:
+            text = fmt_cell(row.cells.get(m), row.reference.get(m))
+            cells.append(f"{bold[0]}{text}{bold[1]}" if m == best and text else text)
+        body.append([row.setting] + cells + [fmt_diff(row.gdw_vs_best_baseline())])
+    return header, body
+
+
+def to_markdown(report: Report) -> str:
+    header, body = table_rows(report, ("**", "**"))
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return (text.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_")
+            .replace("#", r"\#").replace("±", r"$\pm$").replace("−", "$-$").replace("–", "--"))
+
+
+def to_latex(report: Report) -> str:
+    header, body = table_rows(report, ("\x00", "\x01"))
+    def cell(text: str) -> str:
+        return _latex_escape(text).replace("\x00", r"\textbf{").replace("\x01", "}")
+    lines = [r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\toprule",
+             " & ".join(cell(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(cell(c) for c in r) + r" \\" for r in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: Report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS + report.grid_keys)
+    for row in report.rows:
+        for m in report.methods:
+            c = row.cells.get(m)
+            if c is None:
+                continue
+            w.writerow([row.setting, m, c.n, "" if c.mean is None else f"{c.mean:.4f}",
+                        "" if c.std is None else f"{c.std:.4f}", " ".join(str(s) for s in sorted(c.accs))]
+                       + [row.grid.get(k, "") for k in report.grid_keys])
+    return buf.getvalue()
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    return {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](report)
+
+
+def rich_table(report: Report):
+    from rich.table import Table
+
+    header, body = table_rows(report, ("[bold]", "[/bold]"))
+    table = Table(*header, title="final_acc, mean ± std over seeds (best of each row in bold)")
+    for r in body:
+        table.add_row(*r)
+    return table
