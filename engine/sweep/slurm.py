@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ import submitit
 
 from ..config import ConfigError
 from ..runs import atomic_write_text
+from .task import CLAIMED, task_command
 
 if TYPE_CHECKING:
     from .store import Sweep
@@ -39,11 +39,6 @@ SLURM_DIR = "slurm"
 JOBS_FILE = "slurm_jobs.json"
 DEFAULT_TIME_MIN = 24 * 60  # when neither --slurm-time nor the partition gives a limit
 MAX_REQUEUES = 100  # time-limit requeues per task; each one resumes from a later checkpoint
-CLAIMED = 3  # engine.sweep.task: another task already runs this run
-
-
-def _task_command(run_dir: str) -> list[str]:
-    return [sys.executable, "-m", "engine.sweep.task", "--run-dir", run_dir]
 
 
 class SweepTask(submitit.helpers.Checkpointable):
@@ -57,7 +52,7 @@ class SweepTask(submitit.helpers.Checkpointable):
         env = dict(os.environ)
         if "SLURM_CPUS_PER_TASK" in env and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = env["SLURM_CPUS_PER_TASK"]  # torch's threads = the CPUs Slurm gave
-        proc = subprocess.Popen(_task_command(run_dir), env=env, preexec_fn=_ignore_usr2)
+        proc = subprocess.Popen(task_command(Path(run_dir)), env=env, preexec_fn=_ignore_usr2)
         try:
             code = proc.wait()
         finally:
