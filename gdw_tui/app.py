@@ -1,4 +1,4 @@
-"""gdw-tui: the Textual app (start on the presets, launch detached engines, follow runs) and its entry point.
+"""gdw-tui: the Textual app (start on the presets, launch detached engines, follow runs).
 
 Never imports torch: everything it knows about a run comes from engine.events, engine.runs,
 engine.config and engine.launch, which are torch-free. Screens other than the first are imported
@@ -7,7 +7,6 @@ when first shown, so `gdw-tui` paints its first frame quickly.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import shlex
@@ -22,7 +21,7 @@ from textual.binding import Binding
 
 from engine.config import ConfigError
 from engine.launch import launch_detached
-from engine.runs import create_run, engine_alive, find_run, runs_dir_from, stop_run
+from engine.runs import create_run, engine_alive, runs_dir_from, stop_run
 
 from .presets_screen import PresetsScreen
 
@@ -224,7 +223,8 @@ def run_tui(
         check_serve_available()
         from textual_serve.server import Server
 
-        command = [sys.executable, "-m", "gdw_tui.app", "--runs-dir", str(runs_path.resolve())]
+        # The server starts one app per browser tab, through the same command as `gdw tui`.
+        command = [sys.executable, "-m", "gdw_cli", "tui", "--runs-dir", str(runs_path.resolve())]
         if presets_dir:
             command += ["--presets-dir", str(Path(presets_dir).resolve())]
         if open_run:
@@ -238,30 +238,3 @@ def run_tui(
     # alternate screen and sets return_code to 1; pass it on, so that a crash never exits 0.
     if app.return_code:
         raise SystemExit(app.return_code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="gdw-tui", description="Launch GDW training runs and watch them.")
-    parser.add_argument("run", nargs="?", help="a run id or run directory to open")
-    parser.add_argument("--runs-dir", help="where runs live (default: $GDW_RUNS_DIR or ./runs)")
-    parser.add_argument("--presets-dir", help="extra directory of preset .toml files")
-    parser.add_argument("--serve", action="store_true", help="serve the UI in a browser tab on localhost (textual-serve)")
-    parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
-    args = parser.parse_args(argv)
-    runs_dir = runs_dir_from(args.runs_dir)
-    open_run = None
-    try:
-        if args.run:
-            open_run = find_run(runs_dir, args.run)
-        if args.presets_dir and not Path(args.presets_dir).expanduser().is_dir():
-            raise ConfigError(f"presets directory not found: {args.presets_dir}")
-        if args.serve:
-            check_serve_available()
-    except ConfigError as e:
-        print(f"gdw-tui: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    run_tui(runs_dir, args.presets_dir, open_run, serve=args.serve, port=args.port)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@ fast run, key latency, and memory after opening a whole 80-epoch CIFAR-100 run.
     python scripts/ui_bench.py            # everything (about a minute)
     python scripts/ui_bench.py --json     # the figures as JSON
 
-The UI runs as `python -m gdw_tui.app` in a pseudo-terminal (160×50 unless --size), exactly as
+The UI runs as `python -m gdw_cli tui` in a pseudo-terminal (160×50 unless --size), exactly as
 over SSH; scripts/replay_run.py writes the run it follows. CPU is the UI process's user+system
 time over wall time (100% = one core); memory is its resident set (VmRSS; peak VmHWM).
 """
@@ -102,7 +102,7 @@ class Terminal:
 
 
 def ui_argv(runs_dir: Path, run: Path | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "gdw_tui.app", "--runs-dir", str(runs_dir)]
+    argv = [sys.executable, "-m", "gdw_cli", "tui", "--runs-dir", str(runs_dir)]
     return argv + ([str(run)] if run else [])
 
 

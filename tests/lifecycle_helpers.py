@@ -26,7 +26,7 @@ SMALL = ["--device", "cpu", "--set", "train.step_events_per_s=10000"]
 def gdw_command() -> list[str]:
     """The installed `gdw` console script next to this Python, else the module."""
     script = Path(sys.executable).with_name("gdw")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gdw_tui.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gdw_cli"]
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from engine.config import load_preset
 from engine.runs import LOCK, create_run, list_runs, read_summary, write_summary
-from gdw_tui.cli import app
+from gdw_cli.main import app
 
 runner = CliRunner()
 HAS_CUDA = torch.cuda.is_available()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from engine.bench_naive import NaiveGDW
 from engine.methods import make_method
 from engine.models import build_model
-from gdw_tui.cli import app
+from gdw_cli.main import app
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ from engine.config import load_preset
 from engine.events import SCHEMA_VERSION, read_events
 from engine.launch import launch_detached
 from engine.runs import create_run, list_runs, read_summary, run_status, write_summary
-from gdw_tui.cli import app
+from gdw_cli.main import app
 from lifecycle_helpers import ROOT, SMALL, child_env, events, gdw_popen, last_line, mid_epoch, wait_for
 
 runner = CliRunner()
@@ -212,7 +212,7 @@ def test_tui_serve_without_textual_serve_is_one_line(monkeypatch, tmp_path):
 
     from typer.testing import CliRunner
 
-    from gdw_tui.cli import app
+    from gdw_cli.main import app
 
     monkeypatch.setitem(sys.modules, "textual_serve", None)  # as if not installed: importing it fails
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)

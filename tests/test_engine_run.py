@@ -19,7 +19,7 @@ EPOCHS = 3
 def gdw_run(tmp_path_factory) -> tuple[Path, str]:
     runs = tmp_path_factory.mktemp("runs")
     proc = subprocess.run(
-        [sys.executable, "-m", "gdw_tui.cli", "run", "--headless", "digits-unif60", "--epochs", str(EPOCHS),
+        [sys.executable, "-m", "gdw_cli", "run", "--headless", "digits-unif60", "--epochs", str(EPOCHS),
          "--seed", "10", "--runs-dir", str(runs), "--set", "train.weights_events_per_epoch=2"],
         capture_output=True, text=True, timeout=300,
     )
@@ -124,7 +124,7 @@ def test_checkpoint_is_complete_and_loadable(gdw_run):
 
 def test_erm_writes_no_meta_numbers(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "gdw_tui.cli", "run", "--headless", "digits-unif60", "--epochs", "1",
+        [sys.executable, "-m", "gdw_cli", "run", "--headless", "digits-unif60", "--epochs", "1",
          "--method", "erm", "--runs-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )

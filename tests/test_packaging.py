@@ -16,7 +16,7 @@ from engine.config import available_presets, builtin_presets_dir, load_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.name for p in (ROOT / "presets").glob("*.toml"))
-SOURCES = ("pyproject.toml", "README.md", "engine", "gdw_tui", "presets")
+SOURCES = ("pyproject.toml", "README.md", "engine", "gdw_cli", "gdw_tui", "presets")
 
 
 def test_editable_install_finds_the_builtin_presets(monkeypatch):
@@ -65,7 +65,8 @@ def test_wheel_ships_every_preset_and_no_docs(wheel):
     assert not [n for n in names if n.startswith(("docs/", "tests/", "presets/", "scripts/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "gdw = gdw_tui.cli:main" in text and "gdw-tui = gdw_tui.app:main" in text
+    assert "gdw = gdw_cli.main:main" in text and "gdw-tui = gdw_cli.main:tui_main" in text
+    assert "gdw_cli/main.py" in names
 
 
 def test_presets_load_from_the_installed_wheel(wheel, tmp_path):
@@ -109,3 +110,35 @@ def test_presets_table_script_prints_the_table():
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     assert out == (ROOT / "docs" / "presets.md").read_text(encoding="utf-8")
+
+
+def gdw_tui_modules() -> list[str]:
+    import pkgutil
+
+    import gdw_tui
+
+    return ["gdw_tui"] + [m.name for m in pkgutil.walk_packages(gdw_tui.__path__, "gdw_tui.")]
+
+
+@pytest.mark.parametrize("module", gdw_tui_modules())
+def test_no_ui_module_imports_torch(module):
+    """The UI process never imports torch: each module of gdw_tui, imported alone in a fresh
+    interpreter, leaves torch (and the engine's torch side) out of sys.modules."""
+    code = (
+        "import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'numpy', 'engine.trainer', 'engine.methods', 'engine.models',"
+        " 'engine.data') if m in sys.modules]\n"
+        "print(heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_no_torch_check_sees_every_ui_module():
+    """The walk finds the screens, the widgets and the app (a new module is checked without a list to update)."""
+    found = set(gdw_tui_modules())
+    assert {"gdw_tui.app", "gdw_tui.dashboard", "gdw_tui.runs_screen", "gdw_tui.widgets"} <= found
+    on_disk = {p.stem for p in (ROOT / "gdw_tui").glob("*.py") if p.stem != "__init__"}
+    assert {m.split(".")[1] for m in found if m.count(".") >= 1} >= on_disk

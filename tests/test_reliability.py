@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from engine.config import load_preset
 from engine.launch import launch_detached
 from engine.runs import create_run, read_summary, run_status, stop_run
-from gdw_tui.cli import app
+from gdw_cli.main import app
 from lifecycle_helpers import SMALL, epoch_records, events, gdw_popen, last_line, mid_epoch
 
 EPOCHS = 3

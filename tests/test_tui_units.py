@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -329,20 +328,6 @@ class TestLaunchForm:
         assert format_duration(5) == "0:05" and format_duration(3725) == "1:02:05" and format_duration(None) == "–"
 
 
-def test_ui_never_imports_torch() -> None:
-    code = (
-        "import sys\n"
-        "import gdw_tui.app, gdw_tui.dashboard, gdw_tui.runs_screen, gdw_tui.compare, gdw_tui.presets_screen\n"
-        "import gdw_tui.help_screen, gdw_tui.quit_screen, gdw_tui.confirm\n"
-        "heavy = [m for m in ('torch', 'torchvision', 'numpy', 'engine.trainer', 'engine.methods', 'engine.models', 'engine.data')"
-        " if m in sys.modules]\n"
-        "print(heavy)\n"
-        "sys.exit(1 if heavy else 0)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
 def test_serve_runs_the_same_app_in_a_browser(monkeypatch, tmp_path: Path, capsys) -> None:
     import types
 
@@ -361,17 +346,19 @@ def test_serve_runs_the_same_app_in_a_browser(monkeypatch, tmp_path: Path, capsy
     monkeypatch.setitem(sys.modules, "textual_serve.server", types.SimpleNamespace(Server=FakeServer))
     app_module.run_tui(tmp_path / "runs", serve=True, port=8123)
     assert served["served"] and served["host"] == "localhost" and served["port"] == 8123
-    assert "-m gdw_tui.app --runs-dir" in served["command"] and str((tmp_path / "runs").resolve()) in served["command"]
+    assert "-m gdw_cli tui --runs-dir" in served["command"] and str((tmp_path / "runs").resolve()) in served["command"]
     assert "http://localhost:8123" in capsys.readouterr().out
 
 
-def test_main_reports_a_missing_run(tmp_path: Path, capsys) -> None:
-    from gdw_tui.app import main
+def test_gdw_tui_is_gdw_tui_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`gdw-tui ARGS` runs `gdw tui ARGS`: the same options and the same one-line errors."""
+    from gdw_cli.main import tui_main
 
+    monkeypatch.setattr(sys, "argv", ["gdw-tui", "--runs-dir", str(tmp_path), "no-such-run"])
     with pytest.raises(SystemExit) as exit_info:
-        main(["--runs-dir", str(tmp_path), "no-such-run"])
+        tui_main()
     assert exit_info.value.code == 2
-    assert "no run 'no-such-run'" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(f"error: no run 'no-such-run' in {tmp_path}")
 
 
 def test_docs_key_tables_match_the_help_screen() -> None:

@@ -31,6 +31,26 @@ class Executor(Protocol):
         """Stop these runs (a clean stop: each checkpoints and can be resumed)."""
 
 
+def preflight(name: str, options: dict[str, Any]) -> None:
+    """Checks that must pass before a sweep creates anything; ConfigError (one line) otherwise.
+
+    slurm: `sbatch` on PATH, then engine.sweep.slurm.preflight(options) (e.g. a partition Slurm rejects).
+    """
+    if name == "local":
+        return
+    if name != "slurm":
+        raise ConfigError(f"unknown executor '{name}'; valid executors: {', '.join(EXECUTORS)}")
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        raise ConfigError("--executor slurm: no `sbatch` on PATH (Slurm is not installed here or not on PATH; see scripts/slurm-local.sh)")
+    try:
+        from .slurm import preflight as slurm_preflight
+    except ImportError as e:
+        raise ConfigError(f"--executor slurm is not usable here: {e}") from None
+    slurm_preflight(options)
+
+
 def make_executor(name: str, options: dict[str, Any]) -> Executor:
     """The executor called `name` with its options; ConfigError (one line) for an unknown or unusable one."""
     if name == "local":

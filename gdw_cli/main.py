@@ -6,7 +6,6 @@ exit code 2. The torch-heavy engine is imported only by the commands that train 
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,52 +16,17 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
-from engine.console import plain_line, step_line
 from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
-
-class OneLineErrors(typer.core.TyperGroup):
-    """Usage errors (a value of the wrong type, a missing argument, an unknown option) end like
-    every other bad input: one line on stderr and exit code 2, not Typer's usage box."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            # Not standalone: Typer returns the exit code of typer.Exit and raises usage errors.
-            rv = super().main(*args, standalone_mode=False, **kwargs)
-        except Exception as e:
-            # click's ClickException (vendored by newer Typer versions), recognised by its interface.
-            if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
-                raise
-            message = e.format_message()
-            if type(e).__name__ == "NoArgsIsHelpError":  # plain `gdw`: the help is the message (or already shown)
-                if message:
-                    print(message, file=sys.stderr)
-            else:
-                print_error(" ".join(message.split()))
-            sys.exit(e.exit_code)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
+from . import sweep_commands
+from .errors import OneLineErrors, fail
+from .headless import console, train_here
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
-console = Console()
-err = Console(stderr=True)
-
 RunsDir = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
-PLAIN_STEP_EVERY_S = 30.0
 PresetsDir = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)")
-
-
-def print_error(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-
-
-def fail(message: str) -> None:
-    print_error(message)
-    raise typer.Exit(2)
 
 
 def overrides_from(
@@ -125,102 +89,24 @@ def run(
     except ConfigError as e:
         fail(str(e))
     if headless:
-        raise typer.Exit(_train_here(run_dir, resume=False))
+        raise typer.Exit(train_here(run_dir, resume=False))
     from engine.launch import launch_detached
     from gdw_tui.app import run_tui
 
     run_tui(root, presets_dir, open_run=run_dir, launched=launch_detached(run_dir))
 
 
-def _train_here(run_dir: Path, resume: bool) -> int:
-    """Train in this process with Rich progress on a terminal, plain lines otherwise."""
-    from engine.trainer import train_run
-
-    progress = RichProgress() if sys.stdout.isatty() else None
-    plain = {"last_step_line": time.time(), "iters": None}
-
-    def show(event: dict) -> None:
-        if progress is not None:
-            progress.update(event)
-        if event["type"] == "run_start":
-            plain["iters"] = event["iters_per_epoch"]
-        if progress is None and event["type"] == "step" and time.time() - plain["last_step_line"] >= PLAIN_STEP_EVERY_S:
-            plain["last_step_line"] = time.time()  # a batch log gets a sign of life within long epochs
-            console.print(step_line(event, plain["iters"]), markup=False, highlight=False, soft_wrap=True)
-        line = plain_line(event)
-        if line and (progress is None or event["type"] in ("run_start", "epoch", "log", "failure", "stopped", "run_end")):
-            (progress.console if progress else console).print(line, markup=False, highlight=False, soft_wrap=True)
-
-    try:
-        if progress is not None:
-            progress.start()
-        summary = train_run(run_dir, resume=resume, on_event=show)
-    except ConfigError as e:
-        if progress is not None:
-            progress.stop()
-        if not resume and not (run_dir / EVENTS).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was run: leave no half-made run behind
-        fail(str(e))
-    except BaseException as e:
-        if progress is not None:
-            progress.stop()
-        s = read_summary(run_dir)
-        # The engine's own message; the exception's when even the summary could not be written (full disk).
-        message = s.get("message") if s.get("status") == "failed" else f"{type(e).__name__}: {e}"
-        err.print(f"run {run_dir.name} failed: {message} (details: gdw show {run_dir.name})",
-                  markup=False, highlight=False, soft_wrap=True)
-        return 1
-    if progress is not None:
-        progress.stop()
-    console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)
-    if summary.get("status") == "finished":
-        print(f"final_acc={summary['final_acc']:.2f}", flush=True)
-    return 0
-
-
-class RichProgress:
-    """Epoch and iteration bars with the latest loss and accuracy, for a terminal."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False,
-        )
-        self.console = self.bar.console
-        self.epoch_task = self.bar.add_task("epoch", total=None, info="")
-        self.iter_task = self.bar.add_task("iter ", total=None, info="")
-
-    def start(self) -> None:
-        self.bar.start()
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-    def update(self, event: dict) -> None:
-        kind = event["type"]
-        if kind == "run_start":
-            self.bar.update(self.epoch_task, total=event["epochs"], completed=event["start_epoch"])
-            self.bar.update(self.iter_task, total=event["iters_per_epoch"], completed=0)
-        elif kind == "step":
-            meta = "" if event.get("meta_loss") is None else f" meta {event['meta_loss']:.3f}"
-            self.bar.update(self.iter_task, completed=event["iter"] + 1,
-                            info=f"loss {event['loss']:.3f}{meta} · acc* {event['train_acc']:.1f} · {event['it_s']:.1f} it/s")
-        elif kind == "epoch":
-            self.bar.update(self.epoch_task, completed=event["epoch"] + 1,
-                            info=f"test {event['test_acc']:.2f} · best {event['best_acc']:.2f}")
-            self.bar.update(self.iter_task, completed=0)
-
-
 @app.command()
 def resume(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI"),
     detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
+    wait: bool = typer.Option(False, "--wait", help="a sweep: return only when every run has ended"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Continue a stopped, interrupted or failed run from its last checkpoint."""
+    """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
+    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
+        return
     root = runs_dir_from(runs_dir)
     try:
         run_dir = find_run(root, run_ref)
@@ -237,7 +123,7 @@ def resume(
     except ConfigError as e:
         fail(str(e))
     if headless:
-        raise typer.Exit(_train_here(run_dir, resume=True))
+        raise typer.Exit(train_here(run_dir, resume=True))
     from engine.launch import launch_detached
 
     proc = launch_detached(run_dir, resume=True)
@@ -251,12 +137,14 @@ def resume(
 
 @app.command()
 def stop(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     now: bool = typer.Option(False, "--now", help="kill at once (SIGKILL) instead of a clean stop"),
     wait: float = typer.Option(30.0, "--wait", help="seconds to wait for the clean stop"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Stop a running run: it finishes the iteration, checkpoints and exits (resume later)."""
+    """Stop a running run: it finishes the iteration, checkpoints and exits (resume later). A sweep: every run."""
+    if sweep_commands.stop_if_sweep(run_ref, runs_dir, now, wait):
+        return
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
         if not stop_run(run_dir, hard=now):
@@ -271,10 +159,12 @@ def stop(
 
 @app.command()
 def show(
-    run_ref: str = typer.Argument(..., metavar="RUN", help="run id or run directory"),
+    run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
-    """Print a run's summary (finished, running or failed)."""
+    """Print a run's summary (finished, running or failed), or a sweep's grid and runs."""
+    if sweep_commands.show_if_sweep(run_ref, runs_dir):
+        return
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
         _check_readable(run_dir)
@@ -354,21 +244,25 @@ def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
 
 @app.command()
 def tui(
+    run_ref: Optional[str] = typer.Argument(None, metavar="RUN", help="a run id or run directory to open"),
     serve: bool = typer.Option(False, "--serve", help="serve the UI in a browser tab on localhost (textual-serve)"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="port for --serve"),
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
-    """Open the terminal UI (the same as `gdw-tui`)."""
+    """Open the terminal UI (`gdw-tui` is this command)."""
     from gdw_tui.app import check_serve_available, run_tui
 
+    root = runs_dir_from(runs_dir)
     try:
+        open_run = find_run(root, run_ref) if run_ref else None
         check_presets_dir(presets_dir)
         if serve:
             check_serve_available()
     except ConfigError as e:
         fail(str(e))
 
-    run_tui(runs_dir_from(runs_dir), presets_dir, serve=serve)
+    run_tui(root, presets_dir, open_run, serve=serve, port=port)
 
 
 @app.command()
@@ -426,8 +320,16 @@ def bench(
                       f"{a['pil_images_s']:,.0f} images/s · {a['tensor_images_s'] / a['pil_images_s']:.1f}×", markup=False)
 
 
+sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
+
+
 def main() -> None:
     app()
+
+
+def tui_main() -> None:
+    """`gdw-tui ARGS` is `gdw tui ARGS`: one command, one set of options and errors."""
+    app(args=["tui", *sys.argv[1:]], prog_name="gdw")
 
 
 if __name__ == "__main__":

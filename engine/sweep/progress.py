@@ -1,0 +1,94 @@
+"""A sweep filling in, for a terminal (a Rich live table) or a log (plain lines). Torch-free."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..config import METHODS
+from .store import Sweep, counts, run_states
+
+MARKS = {"finished": ("●", "green"), "running": ("●", "yellow"), "failed": ("✗", "red"), "created": ("·", "dim"),
+         "queued": ("○", "cyan"), "stopped": ("◐", "magenta"), "interrupted": ("◌", "red"), "missing": ("?", "red")}
+PLAIN_EVERY_S = 30.0
+
+
+def counts_line(sweep: Sweep, states: dict[str, str]) -> str:
+    c = counts(states)
+    return (f"sweep {sweep.id}: {len(states)} runs · {c['done']} done · {c['running']} running · "
+            f"{c['failed']} failed · {c['pending']} pending")
+
+
+def grid_table(sweep: Sweep, states: dict[str, str]) -> Any:
+    """Settings × methods; a mark per seed coloured by status, the mean ± std of the finished seeds."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .report import collect
+
+    report = collect(sweep.run_dirs())
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in sweep.runs:
+        by_cell.setdefault((entry["setting"], entry["method"]), []).append(entry)
+    methods = [m for m in METHODS if any(m == k[1] for k in by_cell)]
+    table = Table("setting", *methods)
+    rows = {r.setting: r for r in report.rows}
+    for setting in dict.fromkeys(e["setting"] for e in sweep.runs):
+        cells = []
+        for m in methods:
+            text = Text()
+            for entry in by_cell.get((setting, m), []):
+                mark, style = MARKS.get(states.get(entry["run_id"], "created"), ("?", "red"))
+                text.append(mark, style=style)
+            cell = rows.get(setting).cells.get(m) if setting in rows else None
+            if cell is not None and cell.mean is not None:
+                text.append(f" {cell.mean:.2f}" + (f" ± {cell.std:.2f}" if cell.std is not None else ""))
+            cells.append(text)
+        table.add_row(setting, *cells)
+    return table
+
+
+class SweepProgress:
+    """The foreground display of `gdw sweep`, `gdw resume SWEEP` and `--wait`."""
+
+    def __init__(self, console: Any, live: bool):
+        self.console, self.live_mode = console, live
+        self.live = None
+        self.last_plain = 0.0
+        self.last_line = ""
+
+    def __enter__(self) -> "SweepProgress":
+        if self.live_mode:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, auto_refresh=False, transient=False)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def refresh(self, sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[str, str]:
+        states = run_states(sweep, job_states)
+        if self.live is not None:
+            from rich.console import Group
+            from rich.text import Text
+
+            self.live.update(Group(Text(counts_line(sweep, states)), grid_table(sweep, states)), refresh=True)
+        else:
+            line = counts_line(sweep, states)
+            # Plain output (a log): the counts when they change, at most every PLAIN_EVERY_S otherwise.
+            if line != self.last_line or time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
+                if line != self.last_line or self.last_plain:
+                    self.say(f"{time.strftime('%H:%M:%S')} {line}")
+                self.last_line, self.last_plain = line, time.monotonic()
+        return states
+
+
+def ended(states: dict[str, str]) -> bool:
+    return all(s in ("finished", "failed", "stopped", "interrupted", "missing") for s in states.values())
+

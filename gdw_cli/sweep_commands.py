@@ -1,0 +1,398 @@
+"""`gdw sweep`, `gdw sweeps`, `gdw report`, and the sweep side of `gdw show|stop|resume`.
+
+Registered on the `gdw` app by `register(app)`. Bad input (presets, methods, seeds, grid, sweep
+file, executor options) ends with one line and exit code 2, before anything is created.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
+from engine.runs import find_run, read_summary, runs_dir_from
+from engine.sweep.spec import (
+    EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, expand, is_sweep_file, load_sweep_file, parse_grid_axis,
+    parse_methods, parse_options, parse_seeds, parse_sets,
+)
+from engine.sweep.executor import preflight
+from engine.sweep.store import Sweep, counts, find_sweep, list_sweeps, run_states, scheduler_alive, sweeps_root
+
+console = Console()
+err = Console(stderr=True)
+WAIT_POLL_S = 1.0
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _out() -> Console:
+    """Whole lines for files and pipes (Rich would fit them to 80 columns)."""
+    return console if console.is_terminal else Console(file=sys.stdout, width=1000)
+
+
+# --- resolving references ---------------------------------------------------------------------------
+
+
+def sweep_of(runs_dir: Path, ref: str) -> Sweep | None:
+    """The sweep `ref` names, if it names one rather than a run: an exact sweep id, path or name
+    wins; a prefix counts only when no run matches."""
+    p = Path(ref).expanduser()
+    if (p / "sweep.json").is_file() or (sweeps_root(runs_dir) / ref / "sweep.json").is_file():
+        return find_sweep(runs_dir, ref)
+    named = [s for s in list_sweeps(runs_dir) if s.name == ref]
+    if named:
+        if len(named) > 1:
+            raise ConfigError(f"several sweeps are named '{ref}': {', '.join(s.id for s in named[:5])}; give a sweep id")
+        return named[0]
+    try:
+        find_run(runs_dir, ref)
+        return None
+    except ConfigError:
+        pass
+    try:
+        return find_sweep(runs_dir, ref)
+    except ConfigError:
+        return None
+
+
+# --- gdw sweep ----------------------------------------------------------------------------------------
+
+
+def build_spec(refs: list[str], methods: str | None, seeds: str | None, sets: list[str] | None, grid: list[str] | None,
+               name: str | None, executor: str | None, presets_dir: str | None) -> SweepSpec:
+    sweep_file = None
+    if len(refs) == 1:
+        builtin = builtin_sweeps()
+        if is_sweep_file(refs[0]):
+            sweep_file = refs[0]
+        elif refs[0] in builtin and not _is_preset(refs[0], presets_dir):
+            sweep_file = str(builtin[refs[0]])
+    if sweep_file is None and any(is_sweep_file(r) for r in refs):
+        raise ConfigError("a sweep file is given alone: `gdw sweep FILE.toml [options]` (not mixed with presets)")
+    spec = load_sweep_file(sweep_file) if sweep_file else SweepSpec(presets=list(refs), seeds=list(PAPER_SEEDS))
+    if methods is not None:
+        spec.methods = parse_methods(methods)
+    if seeds is not None:
+        spec.seeds = parse_seeds(seeds)
+    spec.sets = {**spec.sets, **parse_sets(sets)}
+    for item in grid or []:
+        key, values = parse_grid_axis(item)
+        spec.grid[key] = values
+    if name is not None:
+        if not name.strip():
+            raise ConfigError("--name must not be empty")
+        spec.name = name.strip()
+    if executor is not None:
+        if executor not in EXECUTORS:
+            raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
+        if executor != spec.executor and sweep_file:
+            from engine.sweep.spec import file_options
+
+            spec.options = file_options(sweep_file, executor)
+        spec.executor = executor
+    return spec
+
+
+def _is_preset(name: str, presets_dir: str | None) -> bool:
+    try:
+        resolve_preset_path(name, presets_dir)
+        return True
+    except ConfigError:
+        return False
+
+
+def cli_options(executor: str, local: dict[str, Any], slurm: dict[str, Any]) -> dict[str, Any]:
+    given_local = {k: v for k, v in local.items() if v is not None}
+    given_slurm = {k: v for k, v in slurm.items() if v not in (None, [])}
+    if executor == "local" and given_slurm:
+        raise ConfigError(f"--slurm-{next(iter(given_slurm)).replace('_', '-')} needs --executor slurm")
+    if executor == "slurm" and given_local:
+        raise ConfigError(f"--{next(iter(given_local)).replace('_', '-')} is an option of the local executor (this sweep uses slurm)")
+    return parse_options(executor, given_local if executor == "local" else given_slurm, "command line")
+
+
+def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bool) -> int:
+    """Hand the runs to the sweep's executor; follow them when asked. Returns the exit code."""
+    from engine.sweep.executor import make_executor
+    from engine.sweep.progress import SweepProgress
+
+    live = console.is_terminal
+    foreground = sweep.executor == "local" and not detach
+    with SweepProgress(console, live and (foreground or wait)) as progress:
+        options = {**sweep.options, "detach": detach}
+        if foreground:
+            options.update(on_refresh=progress.refresh, say=progress.say)
+        executor = make_executor(sweep.executor, options)
+        executor.submit(sweep, run_dirs)
+        if wait and not foreground:
+            follow(sweep, executor, progress)
+        states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    if foreground or wait:
+        c = counts(states)
+        if c["failed"]:
+            console.print(f"{c['failed']} run(s) failed; `gdw show {sweep.id}` lists them, `gdw resume {sweep.id}` retries them",
+                          markup=False, highlight=False, soft_wrap=True)
+    elif detach:
+        console.print(f"scheduler detached; follow with `gdw show {sweep.id}` or `gdw-tui`", markup=False, highlight=False, soft_wrap=True)
+    print(f"sweep={sweep.id}", flush=True)
+    return 1 if (foreground or wait) and counts(states)["failed"] else 0
+
+
+def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
+    """Until every run has ended (and, locally, the scheduler is gone)."""
+    from engine.sweep.local import busy
+    from engine.sweep.progress import ended
+
+    while True:
+        states = progress.refresh(sweep, executor.job_states(sweep))
+        if sweep.executor == "local":
+            if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
+                time.sleep(0.2)  # a scheduler that just started may not hold its lock yet
+                if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
+                    return
+        elif ended(states):
+            return
+        time.sleep(WAIT_POLL_S)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sweep commands to the `gdw` app."""
+    app.command("sweep")(sweep_cmd)
+    app.command("sweeps")(sweeps_cmd)
+    app.command("report")(report_cmd)
+
+
+def sweep_cmd(
+    refs: list[str] = typer.Argument(..., metavar="PRESET... | FILE.toml", help="presets (names or .toml paths), or one sweep file"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods (default: each preset's own)"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds (default: 1,10,100,1000,10000)"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="section.key=value for every run (repeatable)"),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", help="section.key=v1,v2,... a cartesian axis (repeatable)"),
+    name: Optional[str] = typer.Option(None, "--name", help="the sweep's name (default: the file's or the first preset)"),
+    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
+    presets_dir: Optional[str] = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where dataset files are"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda (GPU slots come from --gpus)"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default) or slurm"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="local: GPU indices, e.g. 0,1 (default: all visible)"),
+    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="local: runs sharing one GPU (default 1)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
+    detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
+    wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
+    slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
+    slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
+    slurm_cpus: Optional[int] = typer.Option(None, "--slurm-cpus", help="CPUs per task"),
+    slurm_mem: Optional[int] = typer.Option(None, "--slurm-mem", help="GB per task"),
+    slurm_array_parallelism: Optional[int] = typer.Option(None, "--slurm-array-parallelism"),
+    slurm_setup: Optional[list[str]] = typer.Option(None, "--slurm-setup", help="a shell line before each task (repeatable)"),
+    slurm_account: Optional[str] = typer.Option(None, "--slurm-account"),
+    slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos"),
+) -> None:
+    """Run a grid: presets × methods × seeds × --grid axes, as ordinary runs, on this machine or Slurm."""
+    from engine.launch import check_device_available
+    from engine.sweep.store import create_sweep
+
+    try:
+        check_presets_dir(presets_dir)
+        spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
+        if data_dir is not None:
+            spec.sets["data.data_dir"] = data_dir
+        if device is not None:
+            spec.sets["train.device"] = coerce("train.device", device)
+        local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
+        slurm = {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus, "cpus": slurm_cpus,
+                 "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,
+                 "account": slurm_account, "qos": slurm_qos}
+        spec.options = {**spec.options, **cli_options(spec.executor, local, slurm)}
+        plans = expand(spec, presets_dir)
+        preflight(spec.executor, spec.options)
+        root = runs_dir_from(runs_dir)
+        if spec.executor == "local":
+            from engine.sweep.local import plan_slots
+
+            for d in dict.fromkeys(p.config["train"]["device"] for p in plans):
+                check_device_available(d)
+                slots = plan_slots(spec.options, d)
+        sweep = create_sweep(root, spec, plans)
+    except ConfigError as e:
+        _fail(str(e))
+    axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
+                       f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
+    where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
+    console.print(f"sweep {sweep.id}: {len(plans)} runs ({axes}) on {where}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(submit_and_follow(sweep, sweep.run_dirs(), detach, wait))
+
+
+def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")) -> None:
+    """List the sweeps: id, name, runs done/running/failed/pending, executor."""
+    from engine.sweep.executor import make_executor
+
+    root = runs_dir_from(runs_dir)
+    table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
+    for sweep in list_sweeps(root):
+        c = counts(run_states(sweep, _job_states(sweep, make_executor)))
+        scheduler = ("stopped" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-") if sweep.executor == "local" else (
+            "stopped" if sweep.stopped else "-")
+        table.add_row(sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
+                      str(c["pending"]), sweep.executor, scheduler)
+    _out().print(table)
+
+
+def _job_states(sweep: Sweep, make_executor: Any) -> dict[str, str]:
+    if sweep.executor == "local":
+        return {}
+    try:
+        return make_executor(sweep.executor, sweep.options).job_states(sweep)
+    except (ConfigError, OSError, ImportError):
+        return {}  # no scheduler reachable here: the run directories alone tell the status
+
+
+# --- the sweep side of show, stop, resume -------------------------------------------------------------
+
+
+def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
+    """`gdw show SWEEP`: the grid and every run's status. False when `ref` is not a sweep."""
+    from engine.sweep.executor import make_executor
+    from engine.sweep.progress import counts_line, grid_table
+
+    root = runs_dir_from(runs_dir)
+    try:
+        sweep = sweep_of(root, ref)
+    except ConfigError as e:
+        _fail(str(e))
+    if sweep is None:
+        return False
+    states = run_states(sweep, _job_states(sweep, make_executor))
+    out = _out()
+    head = Table(show_header=False, box=None, pad_edge=False)
+    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", f"{sweep.executor} {sweep.options or ''}".strip()),
+                 ("scheduler", "stopped (gdw resume to go on)" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-"),
+                 ("directory", str(sweep.dir))]:
+        head.add_row(k, v)
+    out.print(head)
+    out.print(grid_table(sweep, states))
+    runs = Table("run", "setting", "method", "seed", "status", "epoch", "final", box=None, pad_edge=False)
+    for entry in sweep.runs:
+        s = read_summary(root / entry["run_id"])
+        final = s.get("final_acc")
+        runs.add_row(entry["run_id"], entry["setting"], entry["method"], str(entry["seed"]), states[entry["run_id"]],
+                     f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", "-" if final is None else f"{final:.2f}")
+    out.print(runs)
+    out.print(counts_line(sweep, states), markup=False, highlight=False)
+    return True
+
+
+def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> bool:
+    """`gdw stop SWEEP`: no more starts, and a clean stop of every run (scancel for Slurm)."""
+    from engine.sweep.executor import make_executor
+    from engine.sweep.local import busy
+
+    root = runs_dir_from(runs_dir)
+    try:
+        sweep = sweep_of(root, ref)
+        if sweep is None:
+            return False
+        sweep.set_stopped(True)
+        executor = make_executor(sweep.executor, sweep.options)
+    except ConfigError as e:
+        _fail(str(e))
+    deadline = time.time() + wait_s
+    signalled = set()
+    while True:  # again and again: a task launched just before the flag was set is stopped too
+        live = [d for d in sweep.run_dirs() if busy(d)]
+        todo = [d for d in live if d.name not in signalled or now]
+        if todo:
+            if now:
+                from engine.runs import stop_run
+
+                for d in todo:
+                    stop_run(d, hard=True)
+            else:
+                executor.cancel(sweep, todo)
+            signalled.update(d.name for d in todo)
+        if sweep.executor == "slurm" and not signalled:
+            executor.cancel(sweep, sweep.run_dirs())
+            signalled.add("*")
+        if not live or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    from engine.sweep.progress import counts_line
+
+    console.print(counts_line(sweep, run_states(sweep)) + " · stopped (resume with `gdw resume " + sweep.id + "`)",
+                  markup=False, highlight=False, soft_wrap=True)
+    return True
+
+
+def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = False) -> bool:
+    """`gdw resume SWEEP`: finished runs skipped, the others resumed or started; runs still
+    going are adopted. Safe to run twice: no run is ever started twice."""
+    from engine.sweep.local import busy, wait_for_scheduler_exit
+
+    root = runs_dir_from(runs_dir)
+    try:
+        sweep = sweep_of(root, ref)
+        if sweep is None:
+            return False
+        if sweep.executor == "local" and sweep.stopped and scheduler_alive(sweep):
+            wait_for_scheduler_exit(sweep, 30.0)  # the scheduler of a stopped sweep ends with its last run
+        if sweep.executor == "slurm":
+            preflight(sweep.executor, sweep.options)
+        sweep.set_stopped(False)
+    except ConfigError as e:
+        _fail(str(e))
+    todo = [d for d in sweep.run_dirs() if read_summary(d).get("status") != "finished" or busy(d)]
+    console.print(f"sweep {sweep.id}: {len(sweep.runs) - len(todo)} finished, {len(todo)} to resume, adopt or start",
+                  markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(submit_and_follow(sweep, todo, detach, wait))
+
+
+# --- gdw report ---------------------------------------------------------------------------------------
+
+
+def report_cmd(
+    refs: list[str] = typer.Argument(..., metavar="SWEEP|RUN...", help="sweeps and/or runs"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv or latex (default: a table on a terminal, md otherwise)"),
+    out: Optional[str] = typer.Option(None, "--out", help="write to this file instead of stdout"),
+    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
+) -> None:
+    """The paper's table: settings × methods, mean ± std of final_acc over seeds, GDW − best baseline with a 95% CI."""
+    from engine.sweep.report import FORMATS, collect, render, report_runs, rich_table
+
+    try:
+        if fmt is not None and fmt not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+        if out is not None:
+            parent = Path(out).expanduser().parent
+            if not parent.is_dir():
+                raise ConfigError(f"--out: directory {parent} does not exist")
+            if Path(out).is_dir():
+                raise ConfigError(f"--out {out} is a directory; give a file name")
+        report = collect(report_runs(runs_dir_from(runs_dir), refs))
+        if not report.rows:
+            raise ConfigError("no runs to report")
+    except ConfigError as e:
+        _fail(str(e))
+    if out is None and fmt is None and console.is_terminal:
+        console.print(rich_table(report))
+        return
+    if fmt is None and out is not None:
+        fmt = {".csv": "csv", ".tex": "latex"}.get(Path(out).suffix, "md")
+    text = render(report, fmt or "md")
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(out).expanduser().write_text(text, encoding="utf-8")
+    except OSError as e:
+        _fail(f"cannot write {out}: {e.strerror}")
+    console.print(f"wrote {out}", markup=False, highlight=False)
