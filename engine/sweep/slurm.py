@@ -128,7 +128,7 @@ def partition_time_min(partition: str | None) -> int:
     return DEFAULT_TIME_MIN
 
 
-def check_slurm(options: dict[str, Any]) -> None:
+def preflight(options: dict[str, Any]) -> None:
     """ConfigError (one line) unless Slurm is here and accepts a job with these options.
 
     Run before the sweep creates anything: `sbatch --test-only` checks partition, time, CPUs,
@@ -159,8 +159,7 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, options: dict[str, Any]):
-        self.options = dict(options)
-        check_slurm(self.options)
+        self.options = dict(options)  # checked by preflight() before the sweep was created
 
     def _submitit(self, sweep: "Sweep") -> submitit.SlurmExecutor:
         o = self.options
