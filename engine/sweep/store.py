@@ -212,7 +212,7 @@ def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[s
         status = status_with_job(run_status(run_dir), job)  # a fresh heartbeat of a job Slurm ended: interrupted
         if status in ("created", "interrupted", "stopped", "failed") and job in ("PENDING", "REQUEUED", "CONFIGURING"):
             status = "queued"
-        elif status in ("created", "interrupted") and job == "RUNNING":
+        elif status in ("created", "interrupted", "stopped", "failed") and job == "RUNNING":  # a requeued task starting
             status = "running"
         out[entry["run_id"]] = status
     return out
