@@ -232,9 +232,10 @@ def read_jobs(sweep: "Sweep") -> dict[str, str]:
 
 
 def squeue_states() -> dict[str, str]:
-    """job id (`123_4` for array tasks) -> state, for this user's jobs Slurm still lists."""
+    """job id (`123_4` for array tasks) -> state, for this user's jobs Slurm still lists (ended
+    ones too, for the cluster's MinJobAge: 5 minutes by default)."""
     try:
-        out = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"])
+        out = _run(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"])
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(ln.split("|", 1) for ln in out.stdout.splitlines() if "|" in ln) if out.returncode == 0 else {}
