@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
-from engine.runs import find_run, read_summary, runs_dir_from
+from engine.runs import read_summary, runs_dir_from
 from engine.sweep.spec import (
     EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, expand, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import preflight
-from engine.sweep.store import Sweep, counts, find_sweep, list_sweeps, run_states, scheduler_alive, sweeps_root
+from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
 
 console = Console()
 err = Console(stderr=True)
@@ -43,25 +43,8 @@ def _out() -> Console:
 
 
 def sweep_of(runs_dir: Path, ref: str) -> Sweep | None:
-    """The sweep `ref` names, if it names one rather than a run: an exact sweep id, path or name
-    wins; a prefix counts only when no run matches."""
-    p = Path(ref).expanduser()
-    if (p / "sweep.json").is_file() or (sweeps_root(runs_dir) / ref / "sweep.json").is_file():
-        return find_sweep(runs_dir, ref)
-    named = [s for s in list_sweeps(runs_dir) if s.name == ref]
-    if named:
-        if len(named) > 1:
-            raise ConfigError(f"several sweeps are named '{ref}': {', '.join(s.id for s in named[:5])}; give a sweep id")
-        return named[0]
-    try:
-        find_run(runs_dir, ref)
-        return None
-    except ConfigError:
-        pass
-    try:
-        return find_sweep(runs_dir, ref)
-    except ConfigError:
-        return None
+    """The sweep `ref` names, if it names one rather than a run (engine.sweep.store.sweep_named)."""
+    return sweep_named(runs_dir, ref)
 
 
 # --- gdw sweep ----------------------------------------------------------------------------------------
@@ -127,15 +110,22 @@ def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bo
 
     live = console.is_terminal
     foreground = sweep.executor == "local" and not detach
-    with SweepProgress(console, live and (foreground or wait)) as progress:
-        options = {**sweep.options, "detach": detach}
-        if foreground:
-            options.update(on_refresh=progress.refresh, say=progress.say)
-        executor = make_executor(sweep.executor, options)
-        executor.submit(sweep, run_dirs)
-        if wait and not foreground:
-            follow(sweep, executor, progress)
-        states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    try:
+        with SweepProgress(console, live and (foreground or wait)) as progress:
+            options = {**sweep.options, "detach": detach}
+            if foreground:
+                options.update(on_refresh=progress.refresh, say=progress.say)
+            executor = make_executor(sweep.executor, options)
+            executor.submit(sweep, run_dirs)
+            if wait and not foreground:
+                follow(sweep, executor, progress)
+            states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    except KeyboardInterrupt:
+        # The runs are detached processes: they go on without this command.
+        console.print(f"interrupted: the runs go on; `gdw resume {sweep.id}` adopts them, `gdw stop {sweep.id}` stops them",
+                      markup=False, highlight=False, soft_wrap=True)
+        print(f"sweep={sweep.id}", flush=True)
+        return 130
     if foreground or wait:
         c = counts(states)
         if c["failed"]:
@@ -152,13 +142,13 @@ def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
     from engine.sweep.local import busy
     from engine.sweep.progress import ended
 
+    proc = getattr(executor, "scheduler_proc", None)  # a scheduler just started may not hold its lock yet
     while True:
         states = progress.refresh(sweep, executor.job_states(sweep))
         if sweep.executor == "local":
-            if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
-                time.sleep(0.2)  # a scheduler that just started may not hold its lock yet
-                if not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
-                    return
+            starting = proc is not None and proc.poll() is None
+            if not starting and not scheduler_alive(sweep) and not any(busy(d) for d in sweep.run_dirs()):
+                return
         elif ended(states):
             return
         time.sleep(WAIT_POLL_S)

@@ -127,3 +127,16 @@ def test_unknown_sweep_or_run_in_report_show_stop(tmp_path):
     assert line.startswith("error: no sweep or run 'nothing'")
     line = _no_traceback_one_line(runner.invoke(app, ["report", "nothing", "--format", "xls", "--runs-dir", runs]))
     assert line == "error: --format must be one of md, csv, latex (got 'xls')"
+
+
+def test_a_builtin_sweep_by_name_and_command_line_overrides():
+    from gdw_cli.sweep_commands import build_spec
+
+    spec = build_spec(["digits"], "erm,gdw", "1,2", ["train.epochs=3"], ["train.outer_lr=10,100"], None, None, None)
+    assert (spec.name, spec.presets, spec.methods, spec.seeds) == ("digits", ["digits-unif60", "digits-clean", "digits-imb"], ["erm", "gdw"], [1, 2])
+    assert spec.sets == {"train.device": "cpu", "train.epochs": "3"} and spec.grid == {"train.outer_lr": [10.0, 100.0]}
+    assert len(expand(spec)) == 3 * 2 * 2 * 2
+    # A preset named like a file is still a preset; a sweep file mixed with presets is refused.
+    assert build_spec(["digits-clean"], None, None, None, None, None, None, None).presets == ["digits-clean"]
+    with pytest.raises(ConfigError, match="a sweep file is given alone"):
+        build_spec([str(builtin_sweeps()["digits"]), "digits-clean"], None, None, None, None, None, None, None)

@@ -15,6 +15,7 @@ waits for them instead of starting them again. Killing the scheduler leaves its 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from .task import CLAIMED, claim_info, claimed, task_command
 
 POLL_S = 0.05  # how often finished children are noticed: a free slot is refilled within this
 REFRESH_S = 1.0  # how often the whole sweep's status is shown
+SCHEDULE = "schedule.jsonl"
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,6 @@ class Scheduler:
         self.free = list(range(len(slots)))
         self.children: dict[str, tuple[subprocess.Popen, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
-        self.results: dict[str, int] = {}
 
     def _take_slot(self, gpu: str | None = None) -> int | None:
         for i in self.free:
@@ -120,9 +121,18 @@ class Scheduler:
         self.adopted[run_dir.name] = self._take_slot(gpus) if gpus else self._take_slot()
         self.say(f"{time.strftime('%H:%M:%S')} adopted {run_dir.name} (already running)")
 
+    def _record(self, **fields: Any) -> None:
+        """schedule.jsonl: when each run's process started and ended, on which slot (benchmarks read it)."""
+        try:
+            with open(self.sweep.dir / SCHEDULE, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"t": time.time(), **fields}) + "\n")
+        except OSError:
+            pass
+
     def _launch(self, run_dir: Path, slot: int) -> None:
         proc = launch_detached(run_dir, env=self.slots[slot].env(), command=task_command(run_dir))
         self.children[run_dir.name] = (proc, slot)
+        self._record(event="start", run_id=run_dir.name, slot=slot, pid=proc.pid)
         self.say(f"{time.strftime('%H:%M:%S')} started {run_dir.name} on {self.slots[slot].label()}")
 
     def _reap(self) -> None:
@@ -132,11 +142,11 @@ class Scheduler:
                 continue
             del self.children[run_id]
             self.free.append(slot)
+            self._record(event="end", run_id=run_id, slot=slot, rc=rc)
             run_dir = self.sweep.runs_dir / run_id
             if rc == CLAIMED:  # another task got there first: wait for it instead
                 self._adopt(run_dir)
                 continue
-            self.results[run_id] = rc
             s = read_summary(run_dir)
             status = s.get("status")
             detail = f" final_acc={s['final_acc']:.2f}" if status == "finished" and s.get("final_acc") is not None else (
@@ -196,10 +206,11 @@ class LocalExecutor:
 
     def __init__(self, options: dict[str, Any]):
         self.options = options
+        self.scheduler_proc: subprocess.Popen | None = None  # the detached scheduler this call started
 
     def submit(self, sweep: Sweep, run_dirs: list[Path]) -> None:
         if self.options.get("detach"):
-            start_detached_scheduler(sweep)
+            self.scheduler_proc = start_detached_scheduler(sweep)
             return
         slots = plan_slots(self.options, sweep_device(sweep))
         Scheduler(sweep, slots, self.options.get("on_refresh"), self.options.get("say", print)).run(run_dirs)

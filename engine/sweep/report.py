@@ -171,21 +171,18 @@ def collect(run_dirs: list[Path]) -> Report:
 def report_runs(runs_dir: Path, refs: list[str]) -> list[Path]:
     """Run directories of the given sweeps and runs, in order, each once."""
     from ..runs import find_run
-    from .store import find_sweep, sweeps_root
+    from .store import sweep_named
 
     out: list[Path] = []
     for ref in refs:
-        found: list[Path]
-        if (sweeps_root(runs_dir) / ref).is_dir() or (Path(ref) / "sweep.json").is_file():
-            found = find_sweep(runs_dir, ref).run_dirs()
+        sweep = sweep_named(runs_dir, ref)
+        if sweep is not None:
+            found = sweep.run_dirs()
         else:
             try:
                 found = [find_run(runs_dir, ref)]
-            except ConfigError as run_error:
-                try:
-                    found = find_sweep(runs_dir, ref).run_dirs()
-                except ConfigError:
-                    raise ConfigError(f"no sweep or run '{ref}' in {runs_dir} (see `gdw sweeps` and `gdw runs`)") from run_error
+            except ConfigError as e:
+                raise ConfigError(f"no sweep or run '{ref}' in {runs_dir} (see `gdw sweeps` and `gdw runs`)") from e
         out.extend(d for d in found if d not in out)
     return out
 

@@ -23,6 +23,7 @@ from ..config import ConfigError
 from ..heartbeat import status_with_job
 from ..runs import atomic_write_text, create_run, ensure_runs_dir, read_summary, run_status, write_summary
 from .spec import RunPlan, SweepSpec
+from .task import claimed
 
 SWEEPS = "sweeps"
 SWEEP_FILE = "sweep.json"
@@ -192,6 +193,30 @@ def find_sweep(runs_dir: Path, ref: str) -> Sweep:
     raise ConfigError(f"no sweep '{ref}' in {runs_dir} (see `gdw sweeps`)")
 
 
+def sweep_named(runs_dir: Path, ref: str) -> Sweep | None:
+    """The sweep `ref` names, or None when it names a run (or nothing): an exact sweep id, path or
+    name wins over a run; a sweep id prefix counts only when no run matches."""
+    from ..runs import find_run
+
+    p = Path(ref).expanduser()
+    if (p / SWEEP_FILE).is_file() or (sweeps_root(runs_dir) / ref / SWEEP_FILE).is_file():
+        return find_sweep(runs_dir, ref)
+    named = [s for s in list_sweeps(runs_dir) if s.name == ref]
+    if len(named) > 1:
+        raise ConfigError(f"several sweeps are named '{ref}': {', '.join(s.id for s in named[:5])}; give a sweep id")
+    if named:
+        return named[0]
+    try:
+        find_run(runs_dir, ref)
+        return None
+    except ConfigError:
+        pass
+    try:
+        return find_sweep(runs_dir, ref)
+    except ConfigError:
+        return None
+
+
 # --- status -----------------------------------------------------------------------------------------
 
 # The columns of `gdw sweeps`: each run status counts in one of them.
@@ -210,6 +235,8 @@ def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[s
             continue
         job = (job_states or {}).get(entry["run_id"], "")
         status = status_with_job(run_status(run_dir), job)  # a fresh heartbeat of a job Slurm ended: interrupted
+        if status != "running" and status != "finished" and claimed(run_dir):
+            status = "running"  # its task holds it: the engine is starting (imports, data) or resuming
         if status in ("created", "interrupted", "stopped", "failed") and job in ("PENDING", "REQUEUED", "CONFIGURING"):
             status = "queued"
         elif status in ("created", "interrupted", "stopped", "failed") and job == "RUNNING":  # a requeued task starting

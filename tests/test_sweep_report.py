@@ -1,0 +1,105 @@
+"""`gdw report`: mean ± std (ddof=1), n, the reference figure, bold best, and GDW − best baseline
+with a paired 95% Student-t interval, checked against numbers computed here from summary.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.config import load_preset
+from engine.runs import create_run, read_summary, write_summary
+from engine.sweep.report import t_quantile
+from engine.sweep.spec import SweepSpec, expand, parse_grid_axis
+from engine.sweep.store import create_sweep
+from gdw_cli.main import app
+
+runner = CliRunner()
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # Student t table, two-sided 95%
+
+
+def finish(run_dir, acc):
+    s = read_summary(run_dir)
+    s.update(status="finished", final_acc=acc)
+    write_summary(run_dir, s)
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A sweep on the Table 8 preset (it carries the paper's figures) × 3 methods × 5 seeds,
+    two grid values; accuracies set by hand, one gdw seed and two erm seeds never finished."""
+    spec = SweepSpec(presets=["cifar10-mix-unif40-imb10"], methods=["erm", "mwnet", "gdw"], seeds=[1, 10, 100, 1000, 10000],
+                     grid=dict([parse_grid_axis("train.outer_lr=100,1000")]), name="t8")
+    sweep = create_sweep(tmp_path, spec, expand(spec))
+    accs = {}
+    for i, e in enumerate(sweep.runs):
+        if (e["method"], e["seed"]) in (("gdw", 10000), ("erm", 1), ("erm", 10)):
+            continue  # still pending
+        acc = {"erm": 60.0, "mwnet": 70.0, "gdw": 75.0}[e["method"]] + (i * 7919 % 13) / 10 + (e["grid"]["train.outer_lr"] / 1000)
+        accs[e["run_id"]] = acc
+        finish(tmp_path / e["run_id"], acc)
+    return tmp_path, sweep, accs
+
+
+def test_t_quantiles_match_the_table():
+    for df, t in T_975.items():
+        assert t_quantile(0.95, df) == pytest.approx(t, abs=5e-4)
+
+
+def test_report_against_independent_numbers(table):
+    runs, sweep, accs = table
+    r = runner.invoke(app, ["report", sweep.id, "--format", "csv", "--runs-dir", str(runs)])
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["setting", "method", "n", "mean", "std", "seeds", "train.outer_lr"]
+    assert len(rows) == 6
+    md = runner.invoke(app, ["report", sweep.id, "--format", "md", "--runs-dir", str(runs)]).stdout
+    for olr in (100.0, 1000.0):
+        setting = f"cifar10-mix-unif40-imb10 train.outer_lr={int(olr)}"
+        by = {m: {e["seed"]: accs[e["run_id"]] for e in sweep.runs
+                  if e["method"] == m and e["grid"]["train.outer_lr"] == olr and e["run_id"] in accs}
+              for m in ("erm", "mwnet", "gdw")}
+        for m in ("erm", "mwnet", "gdw"):
+            row = next(x for x in rows if x["setting"] == setting and x["method"] == m)
+            vals = list(by[m].values())
+            assert int(row["n"]) == len(vals) and row["seeds"] == " ".join(str(s) for s in sorted(by[m]))
+            assert float(row["mean"]) == pytest.approx(statistics.fmean(vals), abs=1e-4)
+            assert float(row["std"]) == pytest.approx(statistics.stdev(vals), abs=1e-4)
+            assert row["train.outer_lr"] == str(olr)
+        line = next(x for x in md.splitlines() if x.startswith(f"| {setting} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        # erm: 3 of 5 seeds; gdw: 4 of 5 -> n shown; the paper's figures beside mwnet and gdw; gdw best, bold.
+        assert cells[1] == f"{statistics.fmean(by['erm'].values()):.2f} ± {statistics.stdev(by['erm'].values()):.2f} (n=3)"
+        assert cells[2] == f"{statistics.fmean(by['mwnet'].values()):.2f} ± {statistics.stdev(by['mwnet'].values()):.2f} [paper 71.54]"
+        assert cells[3] == f"**{statistics.fmean(by['gdw'].values()):.2f} ± {statistics.stdev(by['gdw'].values()):.2f} (n=4) [paper 76.30]**"
+        # GDW − best baseline (mwnet), paired on the 4 seeds both finished.
+        seeds = sorted(set(by["gdw"]) & set(by["mwnet"]))
+        diffs = [by["gdw"][s] - by["mwnet"][s] for s in seeds]
+        mean, half = statistics.fmean(diffs), T_975[3] * statistics.stdev(diffs) / len(diffs) ** 0.5
+        got = re.fullmatch(r"([-+][\d.]+) \[([-+][\d.]+), ([-+][\d.]+)\] vs mwnet \(n=4\)", cells[4])
+        assert got, cells[4]
+        assert [float(x) for x in got.groups()] == pytest.approx([mean, mean - half, mean + half], abs=0.006)
+
+
+def test_report_formats_out_file_and_runs(table, tmp_path):
+    runs, sweep, accs = table
+    out = tmp_path / "t.tex"
+    r = runner.invoke(app, ["report", sweep.id, "--out", str(out), "--runs-dir", str(runs)])
+    assert r.exit_code == 0 and r.stdout.strip() == f"wrote {out}"
+    tex = out.read_text()
+    assert tex.startswith(r"\begin{tabular}{lcccc}") and r"\textbf{" in tex and r"$\pm$" in tex
+    # Runs given one by one (here: two seeds of gdw) make a report too.
+    ids = [e["run_id"] for e in sweep.runs if e["method"] == "gdw" and e["grid"]["train.outer_lr"] == 100.0][:2]
+    r = runner.invoke(app, ["report", *ids, "--format", "csv", "--runs-dir", str(runs)])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [(x["method"], x["n"]) for x in rows] == [("gdw", "2")]
+    assert float(rows[0]["mean"]) == pytest.approx(statistics.fmean(accs[i] for i in ids), abs=1e-4)
+    # A run outside any sweep: its preset is its setting.
+    lone = create_run(runs, load_preset("digits-clean"))
+    finish(lone, 90.0)
+    r = runner.invoke(app, ["report", lone.name, "--format", "csv", "--runs-dir", str(runs)])
+    assert r.stdout.splitlines()[1] == "digits-clean,gdw,1,90.0000,,1"
