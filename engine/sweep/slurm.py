@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import submitit
 
 from ..config import ConfigError
+from ..heartbeat import ACTIVE_JOB_STATES
 from ..runs import atomic_write_text
 from .task import CLAIMED, task_command
 
@@ -185,14 +186,15 @@ class SlurmExecutor:
 
     def submit(self, sweep: "Sweep", run_dirs: list[Path]) -> None:
         """One array task per run; runs whose job is still queued or running are not submitted again."""
-        active = {run for run, state in self.job_states(sweep).items() if state in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED")}
+        active = {run for run, state in self.job_states(sweep).items() if state in ACTIVE_JOB_STATES}
         todo = [Path(d) for d in run_dirs if Path(d).name not in active]
         if not todo:
             return
         try:
             jobs = self._submitit(sweep).map_array(SweepTask(), [str(d.resolve()) for d in todo])
         except Exception as e:  # sbatch refused after all (e.g. the controller is down)
-            raise ConfigError(f"Slurm did not take the sweep's jobs: {_first_error(str(e))}") from None
+            raise ConfigError(f"Slurm did not take the sweep's jobs: {_first_error(str(e))} "
+                              f"(`gdw resume {sweep.id}` submits them again)") from None
         recorded = read_jobs(sweep)
         recorded.update({d.name: job.job_id for d, job in zip(todo, jobs)})
         atomic_write_text(sweep.dir / JOBS_FILE, json.dumps(recorded, indent=2) + "\n")
