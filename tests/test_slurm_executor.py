@@ -187,3 +187,11 @@ def test_without_sbatch_on_path_slurm_is_refused_in_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "sbatch" in proc.stderr and "Traceback" not in proc.stderr
     assert not runs.exists()
+
+
+def test_slurm_time_limits_read_as_minutes():
+    from engine.sweep.slurm import slurm_minutes
+
+    cases = {"30": 30, "30:00": 30, "0:30": 1, "1:00:00": 60, "2-00:00:00": 2880, "1-12": 2160, "1-00:30": 1470,
+             "infinite": None, "UNLIMITED": None, "n/a": None, "": None}
+    assert {text: slurm_minutes(text) for text in cases} == cases
