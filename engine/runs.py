@@ -1,7 +1,8 @@
 """Run directories: creation with unique ids, the summary file, the engine lock and honest status.
 
 Torch-free: the CLI and the UI list, inspect and stop runs through this module. The layout of a
-run directory and what each status means are engine.rundir's.
+run directory and what each status means are engine.rundir's. Runs on other hosts (Slurm)
+are seen through their heartbeat (engine.heartbeat).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from .config import ConfigError, from_toml_dict, to_toml
 # The layout's names, also importable from here, where most readers of run directories look.
 from .rundir import CHECKPOINT, CHECKPOINTS, CONFIG, EVENTS, LOCK, LOG, STATUSES, SUMMARY  # noqa: F401
+from .heartbeat import alive_elsewhere
 
 
 def runs_dir_from(option: str | os.PathLike[str] | None) -> Path:
@@ -222,7 +224,7 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
     summary = summary or read_summary(run_dir)
     status = summary.get("status", "created")
     if status in ("running", "created"):
-        if engine_alive(run_dir):
+        if engine_alive(run_dir) or alive_elsewhere(run_dir):  # another host: its heartbeat (Slurm)
             return "running"
         # An engine that took the lock (it creates engine.lock) and died during its setup, before
         # any event, is interrupted too; `created` is only a run no engine has touched yet.

@@ -27,6 +27,7 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
+from .heartbeat import Heartbeat
 from .method_table import HYPERPARAMETERS
 from .rundir import CHECKPOINT, EVENTS, checkpoint_path, resume_refusal
 from .runs import acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
@@ -422,6 +423,7 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
     keep_freed_memory()
     cfg = load_run_config(run_dir)
     lock_fd = acquire_lock(run_dir)  # from here on no other engine runs this run
+    heartbeat = Heartbeat(run_dir).start()  # the lock is invisible from other hosts (Slurm); this is not
     try:
         if resume:
             # The same rule as `gdw resume` and the UI's R. We hold the lock, so a summary that
@@ -444,6 +446,7 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
             raise
         return _execute(run, resume)
     finally:
+        heartbeat.stop()
         os.close(lock_fd)
 
 

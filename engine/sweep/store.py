@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..heartbeat import status_with_job
 from ..runs import atomic_write_text, create_run, ensure_runs_dir, read_summary, run_status, write_summary
 from .spec import RunPlan, SweepSpec
 from .task import claimed
@@ -232,13 +233,13 @@ def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[s
         if not run_dir.is_dir():
             out[entry["run_id"]] = "missing"
             continue
-        status = run_status(run_dir)
+        job = (job_states or {}).get(entry["run_id"], "")
+        status = status_with_job(run_status(run_dir), job)  # a fresh heartbeat of a job Slurm ended: interrupted
         if status != "running" and status != "finished" and claimed(run_dir):
             status = "running"  # its task holds it: the engine is starting (imports, data) or resuming
-        job = (job_states or {}).get(entry["run_id"], "")
         if status in ("created", "interrupted", "stopped", "failed") and job in ("PENDING", "REQUEUED", "CONFIGURING"):
             status = "queued"
-        elif status in ("created", "interrupted") and job == "RUNNING":
+        elif status in ("created", "interrupted", "stopped", "failed") and job == "RUNNING":  # a requeued task starting
             status = "running"
         out[entry["run_id"]] = status
     return out
