@@ -267,7 +267,7 @@ async def test_presets_focus_filter_and_details(fixture_runs: Path) -> None:
         assert isinstance(app.focused, PresetList)
         assert screen.selected == "digits-unif60"
         await wait_until(pilot, lambda: bool(screen.finished_runs), what="finished runs")
-        assert "estimate" in screen_text(app) and "from 1 finished run of gdw on cpu" in screen_text(app).replace("\n", " ").replace("│", " ").replace("  ", " ") or True
+        assert "estimate" in screen_text(app)  # its figures: tests/test_tui_presets_runs.py
         await pilot.press(*"cifar100-u")
         options = [screen.query_one(PresetList).get_option_at_index(i).id for i in range(screen.query_one(PresetList).option_count)]
         assert options == ["cifar100-unif40", "cifar100-unif60"]
