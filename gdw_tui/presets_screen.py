@@ -125,7 +125,7 @@ class PresetsScreen(Screen):
                     yield Label("data dir")
                     yield Input(id="data_dir", compact=True, placeholder="where the dataset files are")
                     yield Label("")
-                    yield Checkbox("download if missing", id="download", compact=True)
+                    yield Checkbox("download", id="download", compact=True)
                 yield Input(placeholder="more: section.key=value …  e.g. data.noise_rate=0.4", id="more", compact=True)
                 with Horizontal(id="launch-row"):
                     yield Static("", id="form-error")

@@ -446,3 +446,18 @@ def test_a_running_run_is_never_archived_or_deleted(runs: Path) -> None:
     assert (runs / INTERRUPTED / "events.jsonl").exists()
     archived = archive_run(runs / INTERRUPTED)
     assert archived == runs / ARCHIVE / INTERRUPTED and (archived / "events.jsonl").exists()
+
+
+async def test_unreadable_runs_leave_the_presets_usable_without_estimates(fixture_runs: Path, monkeypatch) -> None:
+    import gdw_tui.presets_screen
+
+    def unreadable(runs_dir: Path):
+        raise PermissionError(13, "Permission denied", str(runs_dir))
+
+    monkeypatch.setattr(gdw_tui.presets_screen, "list_runs", unreadable)
+    app = RecordingApp(fixture_runs)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: any("no run-time estimates" in n for n in notes(app)), what="the notice")
+        assert NO_ESTIMATE in details(app.screen)
+        await pilot.press("ctrl+l")
+        assert len(app.requests) == 1  # still launches
