@@ -85,7 +85,9 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "scrub(-1)", "older"),
         Binding("right_square_bracket", "scrub(1)", "newer"),
         Binding("l", "show_group('log')", "log", show=False),
-        *[Binding(str(i + 1), f"show_group('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        # Wide: 1–6 focus a pane (shown in the footer); narrow: they switch tabs (the tab bar shows them).
+        *[Binding(str(i + 1), f"focus_pane('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        *[Binding(str(i + 1), f"show_group('{g}')", label, show=False) for i, (g, label) in enumerate(GROUPS)],
         Binding("m", "maximize", "maximize"),
         Binding("c", "show_config", "config"),
         Binding("s", "stop", "stop"),
@@ -134,6 +136,8 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        for pane in self.query(Pane):
+            pane.can_focus = True  # so 1–6 can pick a pane without a control of its own (a chart), and m maximise it
         for chart_id in ("#loss-chart", "#acc-chart", "#target-chart"):
             self.query_one(chart_id, LineChart).x_format = _int_tick
         self.query_one("#pane-omega").border_subtitle = "h ratio · [ ] scrub · +/- zoom"
@@ -171,6 +175,9 @@ class DashboardScreen(Screen):
     def _show_group(self, group: str) -> None:
         self.active_group = group
         self._apply_layout()
+
+    def action_focus_pane(self, group: str) -> None:
+        self.action_show_group(group)
 
     def action_show_group(self, group: str) -> None:
         if self.has_class("-narrow"):
@@ -556,7 +563,7 @@ class DashboardScreen(Screen):
             index = n - 1 if self.snapshot_index is None else self.snapshot_index
             can = index > 0 if parameters and parameters[0] == -1 else self.snapshot_index is not None
             return True if can else None  # shown dimmed at either end
-        if action == "maximize":
+        if action in ("maximize", "focus_pane"):
             return not self.has_class("-narrow")  # narrow: every pane already fills the screen
         return True
 

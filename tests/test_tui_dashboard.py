@@ -223,7 +223,7 @@ async def test_footer_of_a_finished_run_offers_no_stop_or_resume(fixture_runs: P
         await wait_caught_up(pilot)
         keys = footer_keys(app)
         assert "stop" not in keys and "resume" not in keys
-        assert {"maximize", "show_group", "toggle_ratio", "scrub"} <= keys
+        assert {"maximize", "focus_pane", "toggle_ratio", "scrub", "show_config"} <= keys
         footer = screen_text(app).splitlines()[-1]
         assert "stop" not in footer and "resume" not in footer and "maximize" in footer and "pane" in footer
 
@@ -245,7 +245,9 @@ async def test_narrow_footer_has_no_maximize(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_caught_up(pilot)
-        assert "maximize" not in footer_keys(app)
+        assert "maximize" not in footer_keys(app) and "focus_pane" not in footer_keys(app)  # the tab bar shows 1–6
+        await pilot.press("3")
+        assert app.screen.active_group == "target"  # the keys still switch tabs
 
 
 async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_finished(fixture_runs: Path) -> None:
