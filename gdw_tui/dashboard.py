@@ -142,8 +142,8 @@ class DashboardScreen(Screen):
             self.query_one(chart_id, LineChart).x_format = _int_tick
         self.query_one("#pane-omega").border_subtitle = "h ratio · [ ] scrub · +/- zoom"
         self.query_one("#pane-acc").border_subtitle = "*train: against true labels"
-        self._apply_layout()
         self.status = self._current_status()
+        self._apply_layout()
         self._repaint({INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG})
         # Wide: the heatmap takes the arrow keys. Narrow: the tab bar does (← → switch tabs).
         self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
@@ -539,7 +539,6 @@ class DashboardScreen(Screen):
         index += step
         self.snapshot_index = None if index >= n - 1 else max(0, index)
         self._paint_weights()
-        self._update_bindings()
 
     def action_maximize(self) -> None:
         if self.maximized is not None:
@@ -555,26 +554,23 @@ class DashboardScreen(Screen):
         if action == "stop":
             return self.status in ("running", "starting")
         if action == "resume":
-            return resumable(self.run_dir, self.status)
-        if action == "scrub":
-            n = len(self.model.snapshots)
-            if n < 2:
-                return False
-            index = n - 1 if self.snapshot_index is None else self.snapshot_index
-            can = index > 0 if parameters and parameters[0] == -1 else self.snapshot_index is not None
-            return True if can else None  # shown dimmed at either end
+            return self.status in ("stopped", "interrupted", "failed") and resumable(self.run_dir, self.status)
         if action in ("maximize", "focus_pane"):
             return not self.has_class("-narrow")  # narrow: every pane already fills the screen
         return True
 
+    def _footer_key(self) -> tuple[bool, ...]:
+        return tuple(bool(self.check_action(action, ())) for action in ("stop", "resume", "maximize"))
+
     def _update_bindings(self) -> None:
-        """Refresh the footer when something it depends on changed (a refresh re-renders it)."""
-        n = len(self.model.snapshots)
-        key = (self.status, self.status in ("stopped", "interrupted", "failed") and resumable(self.run_dir, self.status),
-               min(n, 2), self.snapshot_index == 0, self.snapshot_index is None, self.has_class("-narrow"))
+        """Refresh the footer when what it offers changed: only then, since Textual rebuilds the
+        whole footer (a few hundred ms on a slow machine)."""
+        key = self._footer_key()
         if key != self._bindings_key:
+            first = not self._bindings_key  # on mount: the footer is composed after this anyway
             self._bindings_key = key
-            self.refresh_bindings()
+            if not first:
+                self.refresh_bindings()
 
     def action_show_config(self) -> None:
         from .config_screen import ConfigScreen
