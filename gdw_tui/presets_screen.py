@@ -22,7 +22,7 @@ from engine.config import METHODS, ConfigError, available_presets, load_preset, 
 from engine.runs import list_runs
 
 from .estimate import Estimate, estimate_run_time
-from .formatting import format_duration
+from .formatting import format_duration, plural
 from .launch_form import FORM_FIELDS, validate
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
@@ -55,13 +55,13 @@ def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, epoc
     grid.add_row("corruption", f"{corruption} · imbalance {imbalance}")
     grid.add_row("model", resolved_arch(cfg))
     grid.add_row("method", f"{t['method']}: {METHODS.get(t['method'], '')}")
-    grid.add_row("training", f"{t['epochs']} epochs · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
+    grid.add_row("training", f"{plural(t['epochs'], 'epoch')} · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
     if estimate is None:
         grid.add_row("estimate", "no estimate yet (no run of this preset has finished here)")
     else:
         basis = f"{estimate.runs} finished {'run' if estimate.runs == 1 else 'runs'}"
         basis += f" of {t['method']}" if estimate.same_method else " of other methods"
-        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {epochs} epochs (from {basis} on {estimate.device})")
+        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {plural(epochs, 'epoch')} (from {basis} on {estimate.device})")
     parts: list[Any] = [Text(cfg.get("title") or name, style="bold"), Text(""), grid]
     if cfg.get("description"):
         parts += [Text(""), Text(" ".join(cfg["description"].split()), style="italic")]

@@ -474,3 +474,12 @@ async def test_c_shows_the_resolved_config_and_escape_closes_it(fixture_runs: Pa
         assert scroll.scroll_y == scroll.max_scroll_y
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
+
+
+def test_one_epoch_is_singular_in_the_engine_console_too() -> None:
+    from engine.console import plain_line
+
+    start = make_event("run_start", run_id="r", method="gdw", device="cpu", epochs=1, iters_per_epoch=1,
+                       counts={"train": 1, "meta": 1, "test": 1}, noise={"kind": "unif", "rate": 0.6, "measured_rate": 0.5})
+    assert plain_line(start).endswith("1 epoch × 1 it")
+    assert plain_line({**start, "epochs": 3}).endswith("3 epochs × 1 it")
