@@ -63,7 +63,8 @@ GROUPS = (  # tab id, tab label
     ("log", "6 Log"),
 )
 CLEAN, CORRUPTED = curve_color(2), curve_color(4)
-PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `1…6 pane` once
+PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `123456 pane` once
+SCRUB_KEYS = Binding.Group("scrub", compact=True)  # `[] scrub`: older, newer
 LIVE_STATUSES = ("running", "starting", "stopping")
 
 
@@ -82,8 +83,8 @@ def _int_tick(v: float) -> str:
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("h", "toggle_ratio", "ω/ratio"),
-        Binding("left_square_bracket", "scrub(-1)", "older"),
-        Binding("right_square_bracket", "scrub(1)", "newer"),
+        Binding("left_square_bracket", "scrub(-1)", "older", group=SCRUB_KEYS),
+        Binding("right_square_bracket", "scrub(1)", "newer", group=SCRUB_KEYS),
         Binding("l", "show_group('log')", "log", show=False),
         # Wide: 1–6 focus a pane (shown in the footer); narrow: they switch tabs (the tab bar shows them).
         *[Binding(str(i + 1), f"focus_pane('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],

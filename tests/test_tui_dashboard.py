@@ -226,6 +226,10 @@ async def test_footer_of_a_finished_run_offers_no_stop_or_resume(fixture_runs: P
         assert {"maximize", "focus_pane", "toggle_ratio", "scrub", "show_config"} <= keys
         footer = screen_text(app).splitlines()[-1]
         assert "stop" not in footer and "resume" not in footer and "maximize" in footer and "pane" in footer
+        assert "↑↓←→ cursor" in footer  # the heatmap has focus: its arrows apply
+        await pilot.press("1")
+        await pilot.pause(0.3)
+        assert "cursor" not in screen_text(app).splitlines()[-1]  # a chart pane: no arrows
 
 
 async def test_footer_offers_resume_only_for_a_resumable_run(runs: Path) -> None:

@@ -29,6 +29,7 @@ from ..heatmap_math import (  # noqa: F401 - downsample, finite_range, format_va
 from .palette import LEVELS, MUTED, block_style, cell_style, level_rgb
 
 FIXED_ROWS = 3  # column header, readout, legend
+CURSOR_KEYS = Binding.Group("cursor", compact=True)
 
 
 class Heatmap(Widget, can_focus=True):
@@ -39,10 +40,11 @@ class Heatmap(Widget, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up", "move(-1, 0)", "cursor", show=False),
-        Binding("down", "move(1, 0)", "cursor", show=False),
-        Binding("left", "move(0, -1)", "cursor", show=False),
-        Binding("right", "move(0, 1)", "cursor", show=False),
+        # Shown in the footer while the heatmap has focus, as one `↑↓←→ cursor` entry.
+        Binding("up", "move(-1, 0)", "cursor", key_display="↑", group=CURSOR_KEYS),
+        Binding("down", "move(1, 0)", "cursor", key_display="↓", group=CURSOR_KEYS),
+        Binding("left", "move(0, -1)", "cursor", key_display="←", group=CURSOR_KEYS),
+        Binding("right", "move(0, 1)", "cursor", key_display="→", group=CURSOR_KEYS),
         Binding("pageup", "move(-10, 0)", show=False),
         Binding("pagedown", "move(10, 0)", show=False),
         Binding("home", "jump(0)", show=False),
