@@ -25,7 +25,8 @@ from gdw_tui.config_screen import ConfigScreen
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui.formatting import format_bytes, format_speed, format_usage, plural
 from gdw_tui.heatmap_math import (
-    LEVELS, ZOOMS, abbreviate, downsample, finite_range, fit_block, level, levels, move_cursor, scroll_to_cursor,
+    LEVELS, ZOOMS, abbreviate, cell_mode_cell_at, downsample, finite_range, fit_block, halfblock_cell_at, level, levels,
+    move_cursor, scroll_to_cursor,
 )
 from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
@@ -487,3 +488,20 @@ def test_one_epoch_is_singular_in_the_engine_console_too() -> None:
                        counts={"train": 1, "meta": 1, "test": 1}, noise={"kind": "unif", "rate": 0.6, "measured_rate": 0.5})
     assert plain_line(start).endswith("1 epoch × 1 it")
     assert plain_line({**start, "epochs": 3}).endswith("3 epochs × 1 it")
+
+
+class TestHeatmapHitTesting:
+    def test_cell_mode(self) -> None:
+        # 10 classes, labels 3 wide (+1 space), cells 4×2, one header row
+        assert cell_mode_cell_at(4, 1, 4, 4, 2, 10) == (0, 0)
+        assert cell_mode_cell_at(4 + 4 * 7 + 3, 1 + 2 * 5 + 1, 4, 4, 2, 10) == (5, 7)
+        assert cell_mode_cell_at(3, 5, 4, 4, 2, 10) is None  # on the labels
+        assert cell_mode_cell_at(4 + 4 * 10, 1, 4, 4, 2, 10) is None  # right of the matrix
+
+    def test_half_blocks_pick_the_upper_then_the_lower_row(self) -> None:
+        # 100 classes at zoom 1:2 (50×50 tiles), view from tile (10, 4), 3-column labels
+        hit = halfblock_cell_at(3 + 6, 1 + 2, 3, 25, (10, 4), 50, 2, 100, (0, 0))
+        assert hit == ((10 + 4) * 2, (4 + 6) * 2)
+        assert halfblock_cell_at(3 + 6, 1 + 2, 3, 25, (10, 4), 50, 2, 100, hit) == ((10 + 5) * 2, (4 + 6) * 2)
+        assert halfblock_cell_at(3 + 6, 1 + 25, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # below the rows
+        assert halfblock_cell_at(3 + 46, 1, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # past the last tile

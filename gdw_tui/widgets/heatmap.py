@@ -24,7 +24,7 @@ from textual.widget import Widget
 
 from ..heatmap_math import (  # noqa: F401 - downsample, finite_range, format_value: used by callers through here
     CELL_MODE_MAX, ZOOMS, abbreviate, cell_text, downsample, finite_range, fit_block, format_value, level, levels,
-    move_cursor, scroll_to_cursor,
+    cell_mode_cell_at, halfblock_cell_at, move_cursor, scroll_to_cursor,
 )
 from .palette import LEVELS, MUTED, block_style, cell_style, level_rgb
 
@@ -227,28 +227,11 @@ class Heatmap(Widget, can_focus=True):
 
     def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
         """The matrix cell (row, col) drawn at content offset (x, y), or None."""
-        lw = self._label_width() + 1
-        if y < 1 or x < lw:
-            return None
         if self.cell_mode:
-            row, col = (y - 1) // self._cell_height(), (x - lw) // self._cell_width()
-            if row < self.size_c and col < self.size_c:
-                return row, col
-            return None
-        b = self.block
+            return cell_mode_cell_at(x, y, self._label_width() + 1, self._cell_width(), self._cell_height(), self.size_c)
         n, _ = self.tiles()
-        vr, vc = self._view
-        term_row = y - 1
-        if term_row >= self._rows_avail():
-            return None
-        drow = vr + 2 * term_row
-        # A terminal cell holds two display rows; a second click on it picks the lower one.
-        if self.cursor[0] // b == drow and self.cursor[1] // b == vc + x - lw:
-            drow += 1
-        dcol = vc + x - lw
-        if drow < n and dcol < n:
-            return min(drow * b, self.size_c - 1), min(dcol * b, self.size_c - 1)
-        return None
+        return halfblock_cell_at(x, y, self._label_width() + 1, self._rows_avail(), self._view, n, self.block,
+                                 self.size_c, self.cursor)
 
     # --- readout -------------------------------------------------------------------------------
 
