@@ -26,7 +26,7 @@ def plain_line(event: dict[str, Any]) -> str | None:
         return (f"run {event['run_id']}: {event['method']} on {event['device']} ({event.get('device_name', '')}) · "
                 f"{n.get('train')} train / {n.get('meta')} meta / {n.get('test')} test · "
                 f"noise {noise.get('kind')} {noise.get('rate')} (measured {100 * noise.get('measured_rate', 0):.2f}%) · "
-                f"{event['epochs']} epochs × {event['iters_per_epoch']} it"
+                f"{event['epochs']} epoch{'' if event['epochs'] == 1 else 's'} × {event['iters_per_epoch']} it"
                 + (f" · resumed at epoch {event['start_epoch'] + 1}" if event.get("resumed") else ""))
     if kind == "epoch":
         return (f"epoch {event['epoch'] + 1}: test_acc={event['test_acc']:.2f} test_loss={event['test_loss']:.4f} "

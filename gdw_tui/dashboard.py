@@ -63,7 +63,8 @@ GROUPS = (  # tab id, tab label
     ("log", "6 Log"),
 )
 CLEAN, CORRUPTED = curve_color(2), curve_color(4)
-PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `1…6 pane` once
+PANE_KEYS = Binding.Group("pane", compact=True)  # the footer shows `123456 pane` once
+SCRUB_KEYS = Binding.Group("scrub", compact=True)  # `[] scrub`: older, newer
 LIVE_STATUSES = ("running", "starting", "stopping")
 
 
@@ -83,10 +84,12 @@ def _int_tick(v: float) -> str:
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("h", "toggle_ratio", "ω/ratio"),
-        Binding("left_square_bracket", "scrub(-1)", "older"),
-        Binding("right_square_bracket", "scrub(1)", "newer"),
+        Binding("left_square_bracket", "scrub(-1)", "older", group=SCRUB_KEYS),
+        Binding("right_square_bracket", "scrub(1)", "newer", group=SCRUB_KEYS),
         Binding("l", "show_group('log')", "log", show=False),
-        *[Binding(str(i + 1), f"show_group('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        # Wide: 1–6 focus a pane (shown in the footer); narrow: they switch tabs (the tab bar shows them).
+        *[Binding(str(i + 1), f"focus_pane('{g}')", label, group=PANE_KEYS) for i, (g, label) in enumerate(GROUPS)],
+        *[Binding(str(i + 1), f"show_group('{g}')", label, show=False) for i, (g, label) in enumerate(GROUPS)],
         Binding("m", "maximize", "maximize"),
         Binding("c", "show_config", "config"),
         Binding("s", "stop", "stop"),
@@ -135,12 +138,14 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        for pane in self.query(Pane):
+            pane.can_focus = True  # so 1–6 can pick a pane without a control of its own (a chart), and m maximise it
         for chart_id in ("#loss-chart", "#acc-chart", "#target-chart"):
             self.query_one(chart_id, LineChart).x_format = _int_tick
         self.query_one("#pane-omega").border_subtitle = "h ratio · [ ] scrub · +/- zoom"
         self.query_one("#pane-acc").border_subtitle = "*train: against true labels"
-        self._apply_layout()
         self.status = self._current_status()
+        self._apply_layout()
         self._repaint({INFO, PROGRESS, LOSS, ACCURACY, WEIGHTS, CLASSES, LOG})
         # Wide: the heatmap takes the arrow keys. Narrow: the tab bar does (← → switch tabs).
         self.query_one("#tabs" if self.has_class("-narrow") else "#heatmap").focus()
@@ -172,6 +177,9 @@ class DashboardScreen(Screen):
     def _show_group(self, group: str) -> None:
         self.active_group = group
         self._apply_layout()
+
+    def action_focus_pane(self, group: str) -> None:
+        self.action_show_group(group)
 
     def action_show_group(self, group: str) -> None:
         if self.has_class("-narrow"):
@@ -534,7 +542,6 @@ class DashboardScreen(Screen):
         index += step
         self.snapshot_index = None if index >= n - 1 else max(0, index)
         self._paint_weights()
-        self._update_bindings()
 
     def action_maximize(self) -> None:
         if self.maximized is not None:
@@ -551,25 +558,22 @@ class DashboardScreen(Screen):
             return self.status in ("running", "starting")
         if action == "resume":
             return self._resume_refusal() is None
-        if action == "scrub":
-            n = len(self.model.snapshots)
-            if n < 2:
-                return False
-            index = n - 1 if self.snapshot_index is None else self.snapshot_index
-            can = index > 0 if parameters and parameters[0] == -1 else self.snapshot_index is not None
-            return True if can else None  # shown dimmed at either end
-        if action == "maximize":
+        if action in ("maximize", "focus_pane"):
             return not self.has_class("-narrow")  # narrow: every pane already fills the screen
         return True
 
+    def _footer_key(self) -> tuple[bool, ...]:
+        return tuple(bool(self.check_action(action, ())) for action in ("stop", "resume", "maximize"))
+
     def _update_bindings(self) -> None:
-        """Refresh the footer when something it depends on changed (a refresh re-renders it)."""
-        n = len(self.model.snapshots)
-        key = (self.status, self._resume_refusal() is None,
-               min(n, 2), self.snapshot_index == 0, self.snapshot_index is None, self.has_class("-narrow"))
+        """Refresh the footer when what it offers changed: only then, since Textual rebuilds the
+        whole footer (a few hundred ms on a slow machine)."""
+        key = self._footer_key()
         if key != self._bindings_key:
+            first = not self._bindings_key  # on mount: the footer is composed after this anyway
             self._bindings_key = key
-            self.refresh_bindings()
+            if not first:
+                self.refresh_bindings()
 
     def action_show_config(self) -> None:
         from .config_screen import ConfigScreen

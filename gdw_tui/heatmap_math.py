@@ -187,3 +187,30 @@ def move_cursor(cursor: tuple[int, int], size: int, block: int, d_row: int, d_co
     r = max(0, min(size - 1, (r // block + d_row) * block))
     c = max(0, min(size - 1, (c // block + d_col) * block))
     return r, c
+
+
+def cell_mode_cell_at(x: int, y: int, left: int, cell_w: int, cell_h: int, size: int) -> tuple[int, int] | None:
+    """The class cell (row, col) under content offset (x, y) when each class has its own cell_w×cell_h
+    cell, `left` columns of labels to the left and one header row above; None outside the matrix."""
+    if y < 1 or x < left:
+        return None
+    row, col = (y - 1) // cell_h, (x - left) // cell_w
+    return (row, col) if row < size and col < size else None
+
+
+def halfblock_cell_at(x: int, y: int, left: int, term_rows: int, view: tuple[int, int], n: int, block: int, size: int,
+                      cursor: tuple[int, int]) -> tuple[int, int] | None:
+    """The first class (row, col) of the tile under (x, y) in the half-block drawing (two tile rows per
+    terminal row, the view starting at tile `view`); None outside the matrix.
+
+    A terminal cell holds two tile rows: the upper one, or the lower one when the cursor is
+    already on the upper one (a second click on the same cell picks the lower row)."""
+    if y < 1 or x < left or y - 1 >= term_rows:
+        return None
+    vr, vc = view
+    drow, dcol = vr + 2 * (y - 1), vc + x - left
+    if cursor[0] // block == drow and cursor[1] // block == dcol:
+        drow += 1
+    if drow < n and dcol < n:
+        return min(drow * block, size - 1), min(dcol * block, size - 1)
+    return None

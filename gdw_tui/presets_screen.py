@@ -24,7 +24,7 @@ from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
 from .estimate import NO_ESTIMATE, Estimate, FinishedRun, estimate_run_time, finished_runs
-from .formatting import format_duration
+from .formatting import format_duration, plural
 from .launch_form import FORM_FIELDS, validate
 from .messages import LaunchRequested
 
@@ -71,14 +71,14 @@ def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, form
     grid.add_row("corruption", f"{corruption} · imbalance {imbalance}")
     grid.add_row("model", resolved_arch(cfg))
     grid.add_row("method", f"{t['method']}: {getattr(method_info(t['method']), 'description', '')}")
-    grid.add_row("training", f"{t['epochs']} epochs · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
+    grid.add_row("training", f"{plural(t['epochs'], 'epoch')} · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
     if not form_ok:
         grid.add_row("estimate", "no estimate until the form below is valid")
     elif estimate is None:
         grid.add_row("estimate", NO_ESTIMATE)
     else:
         basis = f"{estimate.runs} finished {'run' if estimate.runs == 1 else 'runs'}"
-        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {t['epochs']} epochs"
+        grid.add_row("estimate", f"~{format_duration(estimate.seconds)} for {plural(t['epochs'], 'epoch')}"
                                  f" (from {basis} with this method, model, data and batch on {estimate.device})")
     parts: list[Any] = [Text(cfg.get("title") or name, style="bold"), Text(""), grid]
     if cfg.get("description"):

@@ -25,7 +25,8 @@ from gdw_tui.config_screen import ConfigScreen
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui.formatting import format_bytes, format_speed, format_usage, plural
 from gdw_tui.heatmap_math import (
-    LEVELS, ZOOMS, abbreviate, downsample, finite_range, fit_block, level, levels, move_cursor, scroll_to_cursor,
+    LEVELS, ZOOMS, abbreviate, cell_mode_cell_at, downsample, finite_range, fit_block, halfblock_cell_at, level, levels,
+    move_cursor, scroll_to_cursor,
 )
 from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
@@ -223,9 +224,13 @@ async def test_footer_of_a_finished_run_offers_no_stop_or_resume(fixture_runs: P
         await wait_caught_up(pilot)
         keys = footer_keys(app)
         assert "stop" not in keys and "resume" not in keys
-        assert {"maximize", "show_group", "toggle_ratio", "scrub"} <= keys
+        assert {"maximize", "focus_pane", "toggle_ratio", "scrub", "show_config"} <= keys
         footer = screen_text(app).splitlines()[-1]
         assert "stop" not in footer and "resume" not in footer and "maximize" in footer and "pane" in footer
+        assert "↑↓←→ cursor" in footer  # the heatmap has focus: its arrows apply
+        await pilot.press("1")
+        await pilot.pause(0.3)
+        assert "cursor" not in screen_text(app).splitlines()[-1]  # a chart pane: no arrows
 
 
 async def test_footer_offers_resume_only_for_a_resumable_run(runs: Path) -> None:
@@ -246,7 +251,9 @@ async def test_narrow_footer_has_no_maximize(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_caught_up(pilot)
-        assert "maximize" not in footer_keys(app)
+        assert "maximize" not in footer_keys(app) and "focus_pane" not in footer_keys(app)  # the tab bar shows 1–6
+        await pilot.press("3")
+        assert app.screen.active_group == "target"  # the keys still switch tabs
 
 
 async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_finished(fixture_runs: Path) -> None:
@@ -259,7 +266,8 @@ async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_
         assert f"snapshot {n - 1}/{n}" in screen_text(app)
         await pilot.press(*["left_square_bracket"] * (n + 3))
         assert f"snapshot 1/{n}" in screen_text(app)
-        assert app.screen.check_action("scrub", (-1,)) is None  # the oldest: `[` is dimmed
+        await pilot.press("left_square_bracket")  # the oldest already: nothing older
+        assert f"snapshot 1/{n}" in screen_text(app)
         await pilot.press(*["right_square_bracket"] * (n + 3))
         assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.snapshot_index is None
 
@@ -472,3 +480,29 @@ async def test_c_shows_the_resolved_config_and_escape_closes_it(fixture_runs: Pa
         assert scroll.scroll_y == scroll.max_scroll_y
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
+
+
+def test_one_epoch_is_singular_in_the_engine_console_too() -> None:
+    from engine.console import plain_line
+
+    start = make_event("run_start", run_id="r", method="gdw", device="cpu", epochs=1, iters_per_epoch=1,
+                       counts={"train": 1, "meta": 1, "test": 1}, noise={"kind": "unif", "rate": 0.6, "measured_rate": 0.5})
+    assert plain_line(start).endswith("1 epoch × 1 it")
+    assert plain_line({**start, "epochs": 3}).endswith("3 epochs × 1 it")
+
+
+class TestHeatmapHitTesting:
+    def test_cell_mode(self) -> None:
+        # 10 classes, labels 3 wide (+1 space), cells 4×2, one header row
+        assert cell_mode_cell_at(4, 1, 4, 4, 2, 10) == (0, 0)
+        assert cell_mode_cell_at(4 + 4 * 7 + 3, 1 + 2 * 5 + 1, 4, 4, 2, 10) == (5, 7)
+        assert cell_mode_cell_at(3, 5, 4, 4, 2, 10) is None  # on the labels
+        assert cell_mode_cell_at(4 + 4 * 10, 1, 4, 4, 2, 10) is None  # right of the matrix
+
+    def test_half_blocks_pick_the_upper_then_the_lower_row(self) -> None:
+        # 100 classes at zoom 1:2 (50×50 tiles), view from tile (10, 4), 3-column labels
+        hit = halfblock_cell_at(3 + 6, 1 + 2, 3, 25, (10, 4), 50, 2, 100, (0, 0))
+        assert hit == ((10 + 4) * 2, (4 + 6) * 2)
+        assert halfblock_cell_at(3 + 6, 1 + 2, 3, 25, (10, 4), 50, 2, 100, hit) == ((10 + 5) * 2, (4 + 6) * 2)
+        assert halfblock_cell_at(3 + 6, 1 + 25, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # below the rows
+        assert halfblock_cell_at(3 + 46, 1, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # past the last tile

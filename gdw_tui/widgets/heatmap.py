@@ -24,11 +24,12 @@ from textual.widget import Widget
 
 from ..heatmap_math import (  # noqa: F401 - downsample, finite_range, format_value: used by callers through here
     CELL_MODE_MAX, ZOOMS, abbreviate, cell_text, downsample, finite_range, fit_block, format_value, level, levels,
-    move_cursor, scroll_to_cursor,
+    cell_mode_cell_at, halfblock_cell_at, move_cursor, scroll_to_cursor,
 )
 from .palette import LEVELS, MUTED, block_style, cell_style, level_rgb
 
 FIXED_ROWS = 3  # column header, readout, legend
+CURSOR_KEYS = Binding.Group("cursor", compact=True)
 
 
 class Heatmap(Widget, can_focus=True):
@@ -39,10 +40,11 @@ class Heatmap(Widget, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up", "move(-1, 0)", "cursor", show=False),
-        Binding("down", "move(1, 0)", "cursor", show=False),
-        Binding("left", "move(0, -1)", "cursor", show=False),
-        Binding("right", "move(0, 1)", "cursor", show=False),
+        # Shown in the footer while the heatmap has focus, as one `↑↓←→ cursor` entry.
+        Binding("up", "move(-1, 0)", "cursor", key_display="↑", group=CURSOR_KEYS),
+        Binding("down", "move(1, 0)", "cursor", key_display="↓", group=CURSOR_KEYS),
+        Binding("left", "move(0, -1)", "cursor", key_display="←", group=CURSOR_KEYS),
+        Binding("right", "move(0, 1)", "cursor", key_display="→", group=CURSOR_KEYS),
         Binding("pageup", "move(-10, 0)", show=False),
         Binding("pagedown", "move(10, 0)", show=False),
         Binding("home", "jump(0)", show=False),
@@ -225,28 +227,11 @@ class Heatmap(Widget, can_focus=True):
 
     def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
         """The matrix cell (row, col) drawn at content offset (x, y), or None."""
-        lw = self._label_width() + 1
-        if y < 1 or x < lw:
-            return None
         if self.cell_mode:
-            row, col = (y - 1) // self._cell_height(), (x - lw) // self._cell_width()
-            if row < self.size_c and col < self.size_c:
-                return row, col
-            return None
-        b = self.block
+            return cell_mode_cell_at(x, y, self._label_width() + 1, self._cell_width(), self._cell_height(), self.size_c)
         n, _ = self.tiles()
-        vr, vc = self._view
-        term_row = y - 1
-        if term_row >= self._rows_avail():
-            return None
-        drow = vr + 2 * term_row
-        # A terminal cell holds two display rows; a second click on it picks the lower one.
-        if self.cursor[0] // b == drow and self.cursor[1] // b == vc + x - lw:
-            drow += 1
-        dcol = vc + x - lw
-        if drow < n and dcol < n:
-            return min(drow * b, self.size_c - 1), min(dcol * b, self.size_c - 1)
-        return None
+        return halfblock_cell_at(x, y, self._label_width() + 1, self._rows_avail(), self._view, n, self.block,
+                                 self.size_c, self.cursor)
 
     # --- readout -------------------------------------------------------------------------------
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 from textual.containers import Vertical
 
 
-class Pane(Vertical, can_focus=True):
-    """A dashboard pane. `group` names the tab it belongs to on narrow terminals.
-
-    Focusable, so `1`–`6` can select a pane that has no control of its own (a chart) and `m`
-    maximise it.
-    """
+class Pane(Vertical):
+    """A dashboard pane. `group` names the tab it belongs to on narrow terminals."""
 
     ALLOW_MAXIMIZE = True
 
