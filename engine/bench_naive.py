@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .config import SCHEMA
 from .methods.base import StepStats, set_lr
 from .methods.gdw import OMEGA_MAX, OMEGA_MIN, P_MAX, zero_mean_constraint
 from .vnet import VNet
@@ -27,12 +28,15 @@ class NaiveGDW:
     uses_meta = True
 
     def __init__(self, model: nn.Module, build: Callable[[], nn.Module], num_classes: int,
-                 optimizer: torch.optim.Optimizer, outer_lr: float = 100.0, clip: float = 0.2):
+                 optimizer: torch.optim.Optimizer):
+        # The preset schema's defaults, as `make_method` gives the lean GDW it is compared with.
+        train = {k: f.default for k, f in SCHEMA["train"].items()}
         self.model, self.build, self.C = model, build, num_classes
-        self.optimizer, self.outer_lr, self.clip = optimizer, outer_lr, clip
+        self.optimizer, self.outer_lr, self.clip = optimizer, train["outer_lr"], train["clip"]
         param = next(model.parameters())
-        self.vnet = VNet().to(device=param.device, dtype=param.dtype)
-        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=1e-3, weight_decay=1e-4)
+        self.vnet = VNet(train["vnet_hidden"]).to(device=param.device, dtype=param.dtype)
+        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=train["vnet_lr"],
+                                               weight_decay=train["vnet_weight_decay"])
 
     def _rebuild(self) -> nn.Module:
         p = next(self.model.parameters())

@@ -3,7 +3,8 @@
 Torch-free, so the CLI and the UI validate input without importing the engine's heavy parts.
 A preset is a TOML file with `title`, `description` and the sections `[data]`, `[model]`,
 `[train]`; anything it leaves out takes the default below. This module is the one source of
-truth for field names, the method list, the dataset list and the architecture list.
+truth for field names and defaults, the dataset list and the architecture list (the methods are
+engine.method_table's).
 """
 
 from __future__ import annotations
@@ -17,14 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-# name -> one-line description. engine.methods maps each name to its implementation.
-METHODS: dict[str, str] = {
-    "erm": "plain cross-entropy, no reweighting",
-    "l2rw": "Learning to Reweight (Ren et al. 2018): per-batch instance weights from one meta-gradient",
-    "mwnet": "Meta-Weight-Net (Shu et al. 2019): instance weights from a learned V(loss)",
-    "gdw": "Generalized Data Weighting: class-level weights with the zero-mean constraint",
-    "gdw-nozm": "GDW without the zero-mean constraint (appendix B.2 ablation; expected to be unstable)",
-}
+from .method_table import METHODS
+
 DATASETS = ("digits", "cifar10", "cifar100", "synthetic", "imagefolder")
 NOISES = ("none", "unif", "flip", "flip2")
 ARCHS = ("auto", "digits_mlp", "resnet32", "resnet18", "resnet50")

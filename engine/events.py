@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .method_table import METHODS
+
 SCHEMA_VERSION = 1
 
 # type -> (description, {field: description}). The only place event fields are defined.
@@ -26,7 +28,7 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
             "preset": "preset name the run came from",
             "title": "preset title",
             "config": "the fully resolved config: {data: {...}, model: {...}, train: {...}}",
-            "method": "erm | l2rw | mwnet | gdw | gdw-nozm",
+            "method": " | ".join(METHODS),
             "seed": "run seed",
             "device": "device actually used, e.g. cpu, cuda:0",
             "device_name": "human name of the device (GPU model or CPU)",

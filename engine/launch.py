@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import cuda_index
-from .runs import LOG
+from .rundir import LOG
 
 
 def cuda_device_count() -> int:

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import config
 from engine.config import ConfigError
 
-ARCHS = ("digits_mlp", "resnet32", "resnet18", "resnet50")
+ARCHS = tuple(a for a in config.ARCHS if a != "auto")  # "auto" is resolved by the preset (config.resolved_arch)
 
 
 def build_model(arch: str, num_classes: int, in_shape: tuple, pretrained: bool = False) -> nn.Module:

@@ -1,11 +1,7 @@
 """Run directories: creation with unique ids, the summary file, the engine lock and honest status.
 
-Torch-free: the CLI and the UI list, inspect and stop runs through this module.
-
-A run directory holds `config.toml` (the resolved config), `events.jsonl`, `summary.json`,
-`engine.lock` (held with flock by the engine process while it runs), `heartbeat.json` (rewritten
-while it runs, for readers on other hosts: engine.heartbeat), `engine.log` (the engine's own
-output when launched detached) and `checkpoints/`.
+Torch-free: the CLI and the UI list, inspect and stop runs through this module. The layout of a
+run directory and what each status means are engine.rundir's.
 """
 
 from __future__ import annotations
@@ -24,14 +20,8 @@ from typing import Any
 
 from .config import ConfigError, from_toml_dict, to_toml
 from .heartbeat import alive_elsewhere
-
-STATUSES = ("created", "running", "finished", "failed", "stopped", "interrupted")
-SUMMARY = "summary.json"
-CONFIG = "config.toml"
-EVENTS = "events.jsonl"
-LOCK = "engine.lock"
-LOG = "engine.log"
-CHECKPOINTS = "checkpoints"
+# The layout's names, also importable from here, where most readers of run directories look.
+from .rundir import CHECKPOINT, CHECKPOINTS, CONFIG, EVENTS, LOCK, LOG, STATUSES, SUMMARY  # noqa: F401
 
 
 def runs_dir_from(option: str | os.PathLike[str] | None) -> Path:

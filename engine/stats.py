@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from .method_table import METHODS
+
 HIST_BINS = 20
 
 
@@ -24,7 +26,7 @@ class StepAccumulator:
     # columns of the sums: loss, meta loss, correct (true labels), meta correct
     def __init__(self, device: torch.device, method: str):
         self.device = device
-        self.has_meta = method != "erm"
+        self.has_meta = METHODS[method].has_meta_step
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self.reset_epoch()
 
@@ -98,8 +100,8 @@ class WeightAccumulator:
 
     def __init__(self, num_classes: int, device: torch.device, method: str, batch_size: int):
         self.C, self.device, self.method = num_classes, device, method
-        self.hist_max = {"l2rw": 4.0 / batch_size, "mwnet": 1.0}.get(method, 2.0)
-        self.tracks_increase = method in ("gdw", "gdw-nozm")
+        self.hist_max = METHODS[method].hist_max(batch_size)
+        self.tracks_increase = METHODS[method].has_increase_ratio
         self.reset_epoch()
 
     def reset_epoch(self) -> None:

@@ -28,7 +28,9 @@ from .allocator import keep_freed_memory
 from .config import ConfigError, cuda_index, resolved_arch
 from .events import SCHEMA_VERSION, EventWriter
 from .heartbeat import Heartbeat
-from .runs import CHECKPOINTS, EVENTS, acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
+from .method_table import HYPERPARAMETERS
+from .rundir import CHECKPOINT, EVENTS, checkpoint_path, resume_refusal
+from .runs import acquire_lock, fsync_dir, load_run_config, read_summary, write_summary
 from .signals import STOP
 from .stats import StepAccumulator, WeightAccumulator
 
@@ -36,7 +38,6 @@ from .stats import StepAccumulator, WeightAccumulator
 # inside torch itself: a FutureWarning on every run's stderr that the user can do nothing about.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
-CHECKPOINT = "last.pt"
 
 
 class Diverged(RuntimeError):
@@ -113,10 +114,8 @@ class Run:
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"]
         )
-        self.method = make_method(
-            train["method"], self.model, self.C, self.optimizer, outer_lr=train["outer_lr"], clip=train["clip"],
-            vnet_lr=train["vnet_lr"], vnet_weight_decay=train["vnet_weight_decay"], vnet_hidden=train["vnet_hidden"],
-        )
+        self.method = make_method(train["method"], self.model, self.C, self.optimizer,
+                                  **{k: train[k] for k in HYPERPARAMETERS})
         self.eval_model = torch.compile(self.model) if train["compile"] else self.model
         # bf16 autocast is a GPU option; on a CPU it is reported and ignored.
         self.bf16 = train["bf16"] and device.type == "cuda"
@@ -192,27 +191,26 @@ class Run:
             "steps": self.steps.state_dict(),
             "weights": self.weights.state_dict(),
         }
-        folder = self.run_dir / CHECKPOINTS
+        path = checkpoint_path(self.run_dir)
+        folder = path.parent
         folder.mkdir(exist_ok=True)
-        tmp = folder / f".{CHECKPOINT}.tmp"
+        tmp = folder / f".{path.name}.tmp"
         try:
             with open(tmp, "wb") as f:
                 torch.save(state, f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, folder / CHECKPOINT)  # the last good checkpoint is replaced only by a complete one
+            os.replace(tmp, path)  # the last good checkpoint is replaced only by a complete one
             fsync_dir(folder)  # and the rename itself survives a power cut
         except BaseException:
             # A full disk or a second signal mid-write: drop the partial file (it holds space a
             # resume needs); the previous checkpoint is untouched.
             tmp.unlink(missing_ok=True)
             raise
-        self.emit("checkpoint", epoch=self.epoch, path=f"{CHECKPOINTS}/{CHECKPOINT}")
+        self.emit("checkpoint", epoch=self.epoch, path=CHECKPOINT)
 
     def restore(self) -> None:
-        path = self.run_dir / CHECKPOINTS / CHECKPOINT
-        if not path.exists():
-            raise ConfigError(f"run {self.run_dir.name} has no checkpoint to resume from ({path} is missing)")
+        path = checkpoint_path(self.run_dir)  # its existence was checked by resume_refusal
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
             self.model.load_state_dict(state["model"])
@@ -424,12 +422,16 @@ def train_run(run_dir: Path, resume: bool = False, on_event: Callable[[dict], No
 def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | None) -> dict[str, Any]:
     keep_freed_memory()
     cfg = load_run_config(run_dir)
-    summary = read_summary(run_dir)
-    if resume and summary.get("status") == "finished":
-        raise ConfigError(f"run {run_dir.name} already finished (final_acc={summary.get('final_acc')}); nothing to resume")
-    lock_fd = acquire_lock(run_dir)
+    lock_fd = acquire_lock(run_dir)  # from here on no other engine runs this run
     heartbeat = Heartbeat(run_dir).start()  # the lock is invisible from other hosts (Slurm); this is not
     try:
+        if resume:
+            # The same rule as `gdw resume` and the UI's R. We hold the lock, so a summary that
+            # still says running is an engine that died: interrupted.
+            status = read_summary(run_dir).get("status", "created")
+            refusal = resume_refusal(run_dir, "interrupted" if status == "running" else status)
+            if refusal:
+                raise ConfigError(f"run {run_dir.name} {refusal}")
         device = resolve_device(cfg["train"]["device"])
         if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
             raise ConfigError(f"run {run_dir.name} has already started; use `gdw resume {run_dir.name}`")
@@ -474,7 +476,7 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
     run.writer = EventWriter(run.run_dir / EVENTS, enabled=True)
     try:
         if resume:
-            run.emit("resume", from_epoch=run.epoch, from_iter=run.iter, checkpoint=f"{CHECKPOINTS}/{CHECKPOINT}")
+            run.emit("resume", from_epoch=run.epoch, from_iter=run.iter, checkpoint=CHECKPOINT)
         run.start_event(resumed=resume)
         run.update_summary(status="running", started=read_summary(run.run_dir).get("started") or time.time(), message="")
         try:
@@ -515,7 +517,7 @@ def _report_failure(run: Run, e: BaseException) -> None:
         kind, it = "error", run.iter
         where = f" writing {e.filename}" if e.filename else ""
         then = (f"`gdw resume {run.run_dir.name}` (the last good checkpoint is kept)"
-                if (run.run_dir / CHECKPOINTS / CHECKPOINT).exists() else "start the run again")
+                if checkpoint_path(run.run_dir).exists() else "start the run again")
         message = f"cannot write the run's files ({e.strerror}{where}); free space or make {run.run_dir} writable, then {then}"
         tb = traceback.format_exc()
     elif isinstance(e, KeyboardInterrupt):

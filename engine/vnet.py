@@ -9,7 +9,7 @@ from torch import nn
 class VNet(nn.Module):
     """Linear(1→hidden) → ReLU → Linear(hidden→1) → sigmoid (GDW-SPEC §1)."""
 
-    def __init__(self, hidden: int = 100):
+    def __init__(self, hidden: int):  # train.vnet_hidden
         super().__init__()
         self.hidden = nn.Linear(1, hidden)
         self.out = nn.Linear(hidden, 1)

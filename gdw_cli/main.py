@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from engine.config import METHODS, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.config import ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.method_table import METHODS
+from engine.rundir import resume_refusal
 from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
@@ -111,12 +113,11 @@ def resume(
     try:
         run_dir = find_run(root, run_ref)
         status = run_status(run_dir)
-        if status == "running":
-            raise ConfigError(f"run {run_dir.name} is still running; stop it first with `gdw stop {run_dir.name}`")
-        if status == "finished":
-            raise ConfigError(f"run {run_dir.name} already finished; nothing to resume")
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            raise ConfigError(f"run {run_dir.name} has no checkpoint yet (it stopped before its first epoch ended); start it again with `gdw run`")
+        refusal = resume_refusal(run_dir, status)
+        if refusal:
+            # The reason the UI gives too (engine.rundir), and the command that helps here.
+            how = {"running": f" with `gdw stop {run_dir.name}`", "finished": ""}.get(status, " with `gdw run`")
+            raise ConfigError(f"run {run_dir.name} {refusal}{how}")
         # Checked here too, so a detached resume never starts an engine that can only refuse.
         _check_readable(run_dir)
         load_run_config(run_dir)
@@ -183,11 +184,13 @@ def show(
     ]
     if s.get("message"):
         rows.append(("message", s["message"]))
-    if status == "interrupted":
-        if (run_dir / "checkpoints" / "last.pt").exists():
-            rows.append(("hint", f"the engine is gone without a final event; `gdw resume {run_dir.name}`"))
+    if status in ("interrupted", "stopped", "failed"):
+        refusal = resume_refusal(run_dir, status)
+        gone = "the engine is gone without a final event; " if status == "interrupted" else ""
+        if refusal is None:
+            rows.append(("hint", f"{gone}`gdw resume {run_dir.name}` continues from the last checkpoint"))
         else:
-            rows.append(("hint", "the engine is gone before its first checkpoint; start the run again with `gdw run`"))
+            rows.append(("hint", f"{gone}it {refusal} with `gdw run`"))
     for k, v in rows:
         table.add_row(k, "-" if v is None else str(v))
     whole_lines().print(table)
@@ -267,8 +270,8 @@ def tui(
 
 @app.command()
 def bench(
-    methods: str = typer.Option("erm,l2rw,mwnet,gdw,gdw-naive", "--methods", help="comma-separated; gdw-naive = the authors' way"),
-    arch: str = typer.Option("resnet32", "--arch", help="resnet32 or digits_mlp"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
+    arch: str = typer.Option("resnet32", "--arch", help="resnet32 (CIFAR) or digits_mlp"),
     batch_size: int = typer.Option(100, "--batch-size", min=1),
     classes: int = typer.Option(10, "--classes", min=2),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, auto"),
@@ -288,12 +291,11 @@ def bench(
 
     from engine.config import check_device_syntax
 
-    names = tuple(m.strip() for m in methods.split(",") if m.strip())
     try:
         check_device_syntax(device)
-        if arch not in ("resnet32", "digits_mlp"):
-            raise ConfigError(f"--arch must be resnet32 or digits_mlp (got {arch!r})")
-        from engine.bench import run_bench
+        from engine.bench import DEFAULT_BENCH_METHODS, run_bench
+
+        names = DEFAULT_BENCH_METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
 
         result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
                            augmentation, threads, malloc_tuning)

@@ -120,6 +120,11 @@ def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bo
             if wait and not foreground:
                 follow(sweep, executor, progress)
             states = progress.refresh(sweep, executor.job_states(sweep)) if (foreground or wait) else {}
+    except ConfigError as e:  # the executor refused (e.g. the cluster rejected the jobs): the runs wait
+        err.print(f"error: {e} (the sweep's runs are kept; `gdw resume {sweep.id}` tries again)",
+                  markup=False, highlight=False, soft_wrap=True)
+        print(f"sweep={sweep.id}", flush=True)
+        return 2
     except KeyboardInterrupt:
         # The runs are detached processes: they go on without this command.
         console.print(f"interrupted: the runs go on; `gdw resume {sweep.id}` adopts them, `gdw stop {sweep.id}` stops them",

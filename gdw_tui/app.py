@@ -75,6 +75,7 @@ class GdwApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("r", "show_runs", "runs"),
+        Binding("w", "show_sweeps", "sweeps"),
         Binding("question_mark", "help", "help", key_display="?"),
     ]
 
@@ -193,6 +194,12 @@ class GdwApp(App):
                     self.pop_screen()
                 return
         self.push_screen(RunsScreen(self.runs_dir))
+
+    def action_show_sweeps(self) -> None:
+        from .sweeps_screen import SweepsScreen
+
+        if not isinstance(self.screen, SweepsScreen):
+            self.push_screen(SweepsScreen(self.runs_dir))
 
     def action_help(self) -> None:
         from .help_screen import HelpScreen

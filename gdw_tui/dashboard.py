@@ -23,6 +23,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
+from engine.method_table import method_info
+from engine.rundir import resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
 
 from .messages import EventsRead
@@ -345,7 +347,7 @@ class DashboardScreen(Screen):
         c = m.num_classes
         if self.show_ratio:
             rsnap = m.ratio_at(self.snapshot_index)
-            if m.method and m.method not in ("gdw", "gdw-nozm"):
+            if not getattr(method_info(m.method), "has_increase_ratio", True):
                 empty = f"{m.method} has no class-level weights: no increase ratio (gdw only)"
             else:
                 empty = "the increase ratio arrives at the end of the first epoch"
@@ -355,8 +357,8 @@ class DashboardScreen(Screen):
             self._set_title("#pane-omega", f"Increase ratio{where} · {self._scrub_text()}")
             return
         empty = "waiting for the first weights snapshot"
-        if m.method == "erm":
-            empty = "erm trains on plain cross-entropy: every weight is 1"
+        if not getattr(method_info(m.method), "has_target_weights", True):
+            empty = f"{m.method} trains on plain cross-entropy: every weight is 1"
         heatmap.set_matrix(snap.omega if snap else None, c, m.classes, row_name="label", col_name="ω", empty_text=empty)
         where = f" · epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""
         self._set_title("#pane-omega", f"ω heatmap{where} · {self._scrub_text()}")
@@ -364,7 +366,8 @@ class DashboardScreen(Screen):
     def _paint_target(self, snap: Snapshot | None) -> None:
         m = self.model
         chart = self.query_one("#target-chart", LineChart)
-        chart.empty_text = "no target weights yet" if m.method != "erm" else "erm: every weight is 1"
+        has_weights = getattr(method_info(m.method), "has_target_weights", True)
+        chart.empty_text = "no target weights yet" if has_weights else f"{m.method}: every weight is 1"
         chart.set_curves([
             Curve("clean", m.clean_weight.points(), CLEAN),
             Curve("corrupted", m.corrupted_weight.points(), CORRUPTED),
@@ -382,7 +385,7 @@ class DashboardScreen(Screen):
     def _paint_vnet(self, snap: Snapshot | None) -> None:
         m = self.model
         chart = self.query_one("#vnet-chart", LineChart)
-        if m.method in ("erm", "l2rw"):
+        if not getattr(method_info(m.method), "has_weighting_network", True):
             chart.empty_text = f"{m.method} has no weighting network V"
         else:
             chart.empty_text = "V(ℓ) arrives with the first weights snapshot"
@@ -453,8 +456,10 @@ class DashboardScreen(Screen):
         self.app.push_screen(ConfirmScreen(f"Stop {self.run_dir.name}?\nThe engine checkpoints and exits; resume it later with R.", "Stop run"), stop)
 
     def action_resume(self) -> None:
-        if self.status not in ("interrupted", "stopped"):
-            self.notify(f"only interrupted or stopped runs can be resumed (this one is {self.status})", severity="warning")
+        # The dashboard's own "starting" and "stopping" are running to the rule (engine.rundir).
+        refusal = resume_refusal(self.run_dir, "running" if self.status in ("starting", "stopping") else self.status)
+        if refusal:
+            self.notify(f"run {self.run_dir.name} {refusal}", severity="warning")
             return
         self.app.resume_run(self.run_dir)
         self.model.ended = ""

@@ -18,7 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from engine.config import METHODS, ConfigError, available_presets, load_preset, resolved_arch
+from engine.config import ConfigError, available_presets, load_preset, resolved_arch
+from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
 from .estimate import Estimate, estimate_run_time
@@ -26,7 +27,7 @@ from .formatting import format_duration
 from .launch_form import FORM_FIELDS, validate
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
-KEYS_NOT_FILTERED = {"q", "r", "question_mark"}  # global keys keep their meaning in the list
+KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark"}  # global keys keep their meaning in the list
 
 
 class PresetList(OptionList):
@@ -54,7 +55,7 @@ def details_text(name: str, cfg: dict[str, Any], estimate: Estimate | None, epoc
     grid.add_row("dataset", f"{d['dataset']} · {d['meta_per_class']} clean meta images per class")
     grid.add_row("corruption", f"{corruption} · imbalance {imbalance}")
     grid.add_row("model", resolved_arch(cfg))
-    grid.add_row("method", f"{t['method']}: {METHODS.get(t['method'], '')}")
+    grid.add_row("method", f"{t['method']}: {getattr(method_info(t['method']), 'description', '')}")
     grid.add_row("training", f"{t['epochs']} epochs · batch {t['batch_size']} · lr {t['lr']:g} cosine · outer lr {t['outer_lr']:g}")
     if estimate is None:
         grid.add_row("estimate", "no estimate yet (no run of this preset has finished here)")

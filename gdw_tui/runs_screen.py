@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from engine.rundir import resume_refusal
 from engine.runs import list_runs
 
 from .formatting import badge, format_acc, format_started
@@ -27,10 +28,11 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
     epochs = run.get("epochs")
     epoch = f"{run.get('epoch', 0)}/{epochs}" if epochs else str(run.get("epoch", ""))
     note = run.get("message") or ""
+    refusal = resume_refusal(Path(run["path"]), status) if "path" in run else "unknown"
     if status == "interrupted":
-        note = "engine gone · R resumes from the last checkpoint"
+        note = "engine gone · " + ("R resumes from the last checkpoint" if refusal is None else f"it {refusal}")
     elif status == "stopped" and not note:
-        note = "R resumes"
+        note = "R resumes" if refusal is None else f"it {refusal}"
     return (
         Text("✔" if marked else " ", style="bold"),
         Text(f"{symbol} {status}", style=color),
@@ -174,8 +176,9 @@ class RunsScreen(Screen):
         run = self.selected_run()
         if not run:
             return
-        if run["status"] not in ("interrupted", "stopped"):
-            self.notify(f"only interrupted or stopped runs resume ({run['run_id']} is {run['status']})", severity="warning")
+        refusal = resume_refusal(Path(run["path"]), run["status"])
+        if refusal:
+            self.notify(f"run {run['run_id']} {refusal}", severity="warning")
             return
         self.app.resume_run(Path(run["path"]))
         self.app.open_run(Path(run["path"]))

@@ -121,7 +121,7 @@ def test_an_engine_killed_during_its_setup_is_interrupted_not_created(tmp_path):
     holder.wait()
     assert read_summary(run_dir)["status"] == "created" and run_status(run_dir) == "interrupted"
     shown = cli("show", run_dir.name, "--runs-dir", str(tmp_path))
-    assert "start the run again with `gdw run`" in shown.stdout
+    assert "it has no checkpoint yet (it stopped before its first epoch ended); start it again with `gdw run`" in shown.stdout
     resumed = cli("resume", run_dir.name, "--headless", "--runs-dir", str(tmp_path))
     assert resumed.exit_code == 2 and "has no checkpoint yet" in resumed.stderr
 

@@ -57,7 +57,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_every_preset_and_no_docs(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n.split("/", 1)[1] for n in names if n.startswith("gdw_presets/") and n.endswith(".toml"))
-    assert shipped == PRESETS
+    assert [n for n in shipped if "/" not in n] == PRESETS
+    assert [n for n in shipped if "/" in n] == sorted(f"sweeps/{p.name}" for p in (ROOT / "presets" / "sweeps").glob("*.toml"))
+    assert "engine/sweep/spec.py" in names and "gdw_cli/sweep_commands.py" in names
     assert "gdw_presets/__init__.py" in names
     for module in ("engine/config.py", "engine/events.py", "engine/runs.py", "engine/launch.py",
                    "engine/methods/__init__.py", "engine/data/__init__.py"):

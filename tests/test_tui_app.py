@@ -375,7 +375,9 @@ async def test_help_lists_every_key(fixture_runs: Path) -> None:
     from gdw_tui.confirm import ConfirmScreen
     from gdw_tui.runs_screen import RunsTable
 
-    for cls in (AppClass, DashboardScreen, RunsScreen, RunsTable, PresetsScreen, Heatmap, QuitScreen, ConfirmScreen):
+    from gdw_tui.sweeps_screen import SweepsScreen
+
+    for cls in (AppClass, DashboardScreen, RunsScreen, RunsTable, PresetsScreen, Heatmap, QuitScreen, ConfirmScreen, SweepsScreen):
         for binding in cls.BINDINGS:
             for key in binding.key.split(","):
                 if key in ("ctrl+l", "equals_sign", "escape,q,question_mark"):

@@ -1,23 +1,43 @@
 """The training methods, by name: `make_method(name, model, num_classes, optimizer, ...)`.
 
-The list of names and their descriptions lives in engine.config.METHODS (torch-free);
-this registry maps each name to its implementation.
+What each method is lives in engine.method_table (torch-free, one row a method); this registry
+maps each name to its implementation: the Method subclass, in a module of this package, whose
+`name` is that row's.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import torch
 from torch import nn
 
-from ..config import METHODS, ConfigError
+from ..config import SCHEMA, ConfigError
+from ..method_table import HYPERPARAMETERS, METHODS
 from .base import Method, StepStats, meta_gradient
-from .erm import ERM
-from .gdw import GDW, GDWNoZeroMean, zero_mean_constraint
-from .l2rw import L2RW
-from .mwnet import MWNet
+from .gdw import zero_mean_constraint
 
-REGISTRY: dict[str, type[Method]] = {cls.name: cls for cls in (ERM, L2RW, MWNet, GDW, GDWNoZeroMean)}
-assert set(REGISTRY) == set(METHODS), "engine.config.METHODS and the registry disagree"
+# Modules of this package that hold the shared machinery, not a method.
+SUPPORT_MODULES = ("base", "forward_trace")
+
+
+def implementations() -> dict[str, type[Method]]:
+    """Every Method subclass defined in a method module of this package, by its `name`."""
+    found: dict[str, type[Method]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in SUPPORT_MODULES:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for cls in vars(module).values():
+            if isinstance(cls, type) and issubclass(cls, Method) and cls.__module__ == module.__name__:
+                found[cls.name] = cls
+    return found
+
+
+REGISTRY = implementations()
+if set(REGISTRY) != set(METHODS):
+    raise ImportError(f"engine.method_table and engine/methods disagree: rows {sorted(METHODS)}, classes {sorted(REGISTRY)}")
 
 
 def make_method(
@@ -25,19 +45,20 @@ def make_method(
     model: nn.Module,
     num_classes: int,
     optimizer: torch.optim.Optimizer,
-    outer_lr: float = 100.0,
-    clip: float = 0.2,
-    vnet_lr: float = 1e-3,
-    vnet_weight_decay: float = 1e-4,
-    vnet_hidden: int = 100,
+    **hyperparameters: float,
 ) -> Method:
-    """A method ready to `step(x, y, x_meta, y_meta, lr=...)`; `.vnet` is V (None for erm, l2rw)."""
+    """A method ready to `step(x, y, x_meta, y_meta, lr=...)`; `.vnet` is V (None for erm, l2rw).
+
+    `hyperparameters`: any of outer_lr, clip, vnet_lr, vnet_weight_decay, vnet_hidden; the others
+    take the preset schema's defaults.
+    """
     if name not in REGISTRY:
         raise ConfigError(f"unknown method '{name}'; valid methods: {', '.join(REGISTRY)}")
-    return REGISTRY[name](
-        model, num_classes, optimizer, outer_lr=outer_lr, clip=clip,
-        vnet_lr=vnet_lr, vnet_weight_decay=vnet_weight_decay, vnet_hidden=vnet_hidden,
-    )
+    unknown = set(hyperparameters) - set(HYPERPARAMETERS)
+    if unknown:
+        raise TypeError(f"make_method got unknown hyperparameters {sorted(unknown)}; valid: {', '.join(HYPERPARAMETERS)}")
+    values = {k: SCHEMA["train"][k].default for k in HYPERPARAMETERS} | hyperparameters
+    return REGISTRY[name](model, num_classes, optimizer, **values)
 
 
 __all__ = ["make_method", "Method", "StepStats", "REGISTRY", "meta_gradient", "zero_mean_constraint"]

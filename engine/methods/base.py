@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jvp
 
+from ..method_table import METHODS
 from ..vnet import VNet
 from .forward_trace import RecordedForward, buffer_copies, record_forward
 
@@ -119,21 +120,23 @@ class Method:
     `step(x, y, x_meta, y_meta, lr)` runs one full iteration and updates the model in place.
     """
 
-    name = "base"
-    uses_vnet = False
-    uses_meta = True
+    name = "base"  # the method's row in engine.method_table
 
     def __init__(
         self,
         model: nn.Module,
         num_classes: int,
         optimizer: torch.optim.Optimizer,
-        outer_lr: float = 100.0,
-        clip: float = 0.2,
-        vnet_lr: float = 1e-3,
-        vnet_weight_decay: float = 1e-4,
-        vnet_hidden: int = 100,
+        *,
+        outer_lr: float,
+        clip: float,
+        vnet_lr: float,
+        vnet_weight_decay: float,
+        vnet_hidden: int,
     ):
+        info = METHODS[self.name]
+        self.uses_meta = info.has_meta_step
+        self.uses_vnet = info.has_weighting_network
         self.model = model
         self.num_classes = num_classes
         self.optimizer = optimizer

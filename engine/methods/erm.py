@@ -9,7 +9,6 @@ from .base import Method, StepStats
 
 class ERM(Method):
     name = "erm"
-    uses_meta = False
 
     def _iteration(self, x, y, logits, losses, x_meta, y_meta, lr) -> StepStats:
         self.optimizer.zero_grad(set_to_none=True)

@@ -30,7 +30,6 @@ def zero_mean_constraint(omega: torch.Tensor, p: torch.Tensor, y: torch.Tensor) 
 
 class GDW(Method):
     name = "gdw"
-    uses_vnet = True
     zero_mean = True
 
     def _constrain(self, omega: torch.Tensor, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ from .base import Method, StepStats, one_hot
 
 class MWNet(Method):
     name = "mwnet"
-    uses_vnet = True
 
     def _iteration(self, x, y, logits, losses, x_meta, y_meta, lr) -> StepStats:
         batch = len(y)

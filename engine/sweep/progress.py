@@ -80,12 +80,13 @@ class SweepProgress:
 
             self.live.update(Group(Text(counts_line(sweep, states)), grid_table(sweep, states)), refresh=True)
         else:
-            line = counts_line(sweep, states)
-            # Plain output (a log): the counts when they change, at most every PLAIN_EVERY_S otherwise.
-            if line != self.last_line or time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
-                if line != self.last_line or self.last_plain:
-                    self.say(f"{time.strftime('%H:%M:%S')} {line}")
-                self.last_line, self.last_plain = line, time.monotonic()
+            # Plain output (a log): the counts when a run ends (starts have their own lines), and
+            # every PLAIN_EVERY_S as a sign of life.
+            c = counts(states)
+            ended_now = f"{c['done']}/{c['failed']}"
+            if ended_now != self.last_line or time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
+                self.say(f"{time.strftime('%H:%M:%S')} {counts_line(sweep, states)}")
+                self.last_line, self.last_plain = ended_now, time.monotonic()
         return states
 
 

@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..rundir import checkpoint_path
 from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, read_summary, write_summary
 
 TASK_LOCK = "task.lock"
-CHECKPOINT = Path("checkpoints") / "last.pt"
 CLAIMED = 3  # exit code: another task holds this run's claim (it is running or starting it)
 
 
@@ -71,7 +71,7 @@ def plan(run_dir: Path) -> str:
     summary = read_summary(run_dir)
     if summary.get("status") == "finished":
         return "skip"
-    if (run_dir / CHECKPOINT).exists():
+    if checkpoint_path(run_dir).exists():
         return "resume"
     events = run_dir / EVENTS
     if events.exists() and events.stat().st_size > 0:

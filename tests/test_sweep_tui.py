@@ -1,0 +1,103 @@
+"""The sweeps screen (`w`): pilot tests on a sweep whose runs' summaries are set by hand, and
+snapshots at 80×24 and 160×50. Nothing on screen depends on the clock or the machine's load."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from engine.runs import read_summary, write_summary
+from engine.sweep.spec import SweepSpec, expand
+from engine.sweep.store import create_sweep, find_sweep
+from fixtures.tui_support import screen_text, wait_until
+from gdw_tui.app import GdwApp
+from gdw_tui.dashboard import DashboardScreen
+from gdw_tui import sweeps_screen
+from gdw_tui.sweeps_screen import ReportScreen, SweepsScreen
+
+SWEEP_ID = "20251201-120000-digits"
+# (preset, method, seed) -> final accuracy; absent: still pending; None: failed.
+RESULTS = {("digits-clean", "erm", 1): 95.5, ("digits-clean", "erm", 10): 94.5, ("digits-clean", "gdw", 1): 96.25,
+           ("digits-clean", "gdw", 10): 96.75, ("digits-imb", "erm", 1): 57.0, ("digits-imb", "gdw", 1): None}
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # a relative runs directory: no temporary path on screen
+    real = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20251201-120000" if fmt == "%Y%m%d-%H%M%S" else real(fmt, *a))
+    spec = SweepSpec(presets=["digits-clean", "digits-imb"], methods=["erm", "gdw"], seeds=[1, 10], name="digits")
+    sweep = create_sweep(Path("runs"), spec, expand(spec))
+    monkeypatch.setattr(time, "strftime", real)
+    for e in sweep.runs:
+        key = (e["preset"], e["method"], e["seed"])
+        if key in RESULTS:
+            s = read_summary(Path("runs") / e["run_id"])
+            acc = RESULTS[key]
+            s.update(status="failed" if acc is None else "finished", final_acc=acc, epoch=40 if acc else 3,
+                     message="diverged at epoch 4, iteration 2: non-finite loss or weight" if acc is None else "")
+            write_summary(Path("runs") / e["run_id"], s)
+    monkeypatch.setattr(sweeps_screen, "slot_usage", lambda: "CPU load 0.5 on 2 cores")
+    return Path("runs")
+
+
+async def open_sweeps(pilot) -> None:
+    await pilot.press("w")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.loaded, what="the sweeps")
+    await pilot.pause()
+
+
+async def test_grid_marks_means_and_cell_runs(runs):
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        text = screen_text(app)
+        assert SWEEP_ID in text and "slots: CPU load 0.5 on 2 cores" in text
+        sweeps = app.screen.query_one("#sweeps-table", DataTable)
+        assert [str(c) for c in sweeps.get_row(SWEEP_ID)][2:7] == ["8", "5", "0", "1", "2"]
+        grid = app.screen.query_one("#grid-table", DataTable)
+        row = [str(c) for c in grid.get_row("digits-clean")]
+        assert row == ["digits-clean", "✓✓ 95.00±0.71", "✓✓ 96.50±0.35"]
+        imb = [str(c) for c in grid.get_row("digits-imb")]
+        assert imb == ["digits-imb", "✓… 57.00", "✗…"]
+        # The cell under the cursor lists its runs; moving to gdw on digits-imb shows the failed one.
+        grid.focus()
+        await pilot.press("down", "right", "right")
+        await pilot.pause()
+        cell = app.screen.query_one("#cell-runs", DataTable)
+        assert [str(cell.get_row_at(i)[1]) for i in range(cell.row_count)] == ["✗ failed", "… created"]
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the run's dashboard")
+        assert app.screen.run_dir.name.endswith("digits-imb-gdw-s1")
+
+
+async def test_report_stop_and_resume_keys(runs, monkeypatch):
+    import engine.sweep.local
+
+    started = []  # the detached scheduler R starts, recorded instead of started (it would train)
+    monkeypatch.setattr(engine.sweep.local, "start_detached_scheduler", lambda sweep: started.append(sweep.id))
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), what="the report")
+        text = screen_text(app)
+        assert "95.00 ± 0.71" in text and "96.50 ± 0.35" in text and "+1.50" in text  # gdw − erm on digits-clean
+        await pilot.press("escape")
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: find_sweep(runs, SWEEP_ID).stopped, what="the sweep to be marked stopped")
+        await pilot.pause(0.3)
+        assert "(stopped)" in screen_text(app)
+        await pilot.press("R")
+        await wait_until(pilot, lambda: started == [SWEEP_ID], what="the sweep's scheduler to start")
+        assert not find_sweep(runs, SWEEP_ID).stopped
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_sweeps_screen_snapshot(snap_compare, runs, size):
+    assert snap_compare(GdwApp(runs), terminal_size=size, run_before=open_sweeps)
