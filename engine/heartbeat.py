@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-HEARTBEAT = "heartbeat.json"
+from .rundir import HEARTBEAT
+
 HEARTBEAT_S = 30.0
 MAX_AGE_S = 3 * HEARTBEAT_S  # two missed beats are tolerated (a busy shared filesystem, a slow node)
 

@@ -14,6 +14,7 @@ CONFIG = "config.toml"  # the resolved config the run was created with
 EVENTS = "events.jsonl"  # every event, appended (engine.events)
 SUMMARY = "summary.json"  # status and headline numbers, rewritten atomically
 LOCK = "engine.lock"  # held with flock by the engine process while it runs
+HEARTBEAT = "heartbeat.json"  # rewritten while the engine runs, for readers on other hosts (engine.heartbeat)
 LOG = "engine.log"  # the engine's own output when launched detached
 CHECKPOINTS = "checkpoints"
 CHECKPOINT = f"{CHECKPOINTS}/last.pt"  # the last good checkpoint, replaced only by a complete one
@@ -21,7 +22,7 @@ CHECKPOINT = f"{CHECKPOINTS}/last.pt"  # the last good checkpoint, replaced only
 # What each status means. The honest status (engine.runs.run_status) also checks the lock.
 STATUSES: dict[str, str] = {
     "created": "made with its config; no engine has touched it yet",
-    "running": "an engine holds the run's lock and is training",
+    "running": "an engine holds the run's lock and is training (on another host: its heartbeat is fresh)",
     "finished": "every epoch ran; final_acc is in the summary",
     "failed": "the engine reported an error, a divergence or out-of-memory (message and traceback in the events)",
     "stopped": "stopped on request (gdw stop, S, a signal): it checkpointed and exited",

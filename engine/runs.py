@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, from_toml_dict, to_toml
+from .heartbeat import alive_elsewhere
 # The layout's names, also importable from here, where most readers of run directories look.
 from .rundir import CHECKPOINT, CHECKPOINTS, CONFIG, EVENTS, LOCK, LOG, STATUSES, SUMMARY  # noqa: F401
-from .heartbeat import alive_elsewhere
 
 
 def runs_dir_from(option: str | os.PathLike[str] | None) -> Path:

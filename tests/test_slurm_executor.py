@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ import pytest
 from engine.runs import create_run, load_run_config, read_summary
 from engine.sweep.slurm import JOBS_FILE, SLURM_DIR
 from engine.sweep.store import find_sweep
-from lifecycle_helpers import ROOT, child_env, epoch_records, events, gdw, last_line, wait_for
+from lifecycle_helpers import ROOT, child_env, epoch_records, events, gdw, last_line
+from lifecycle_helpers import wait_for as _wait_for
 
 SMALL = ["--device", "cpu", "--set", "train.step_events_per_s=10000"]
 
@@ -46,6 +48,18 @@ def slurm():
         if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
             pytest.fail(message)  # in CI a missing Slurm is a broken setup, not a reason to skip
         pytest.skip(message)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """lifecycle_helpers.wait_for, polling every 0.25 s: each poll here may ask slurmctld."""
+
+    def slow():
+        value = predicate()
+        if not value:
+            time.sleep(0.25)
+        return value
+
+    return _wait_for(slow, timeout=timeout, what=what)
 
 
 def _sweep_id(proc: subprocess.CompletedProcess) -> str:
