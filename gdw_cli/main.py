@@ -79,7 +79,7 @@ def run(
         cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
         root = runs_dir_from(runs_dir)
         if headless:
-            from engine.trainer import resolve_device
+            from engine.device import resolve_device
 
             resolve_device(cfg["train"]["device"])  # an unavailable device is bad input: no run is made
         else:

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.rundir import resume_refusal
+from engine.rundir import can_stop, resume_refusal
 from engine.runs import list_runs
 
 from .formatting import badge, format_acc, format_started
@@ -160,7 +160,7 @@ class RunsScreen(Screen):
         run = self.selected_run()
         if not run:
             return
-        if run["status"] != "running":
+        if not can_stop(run["status"]):
             self.notify(f"{run['run_id']} is {run['status']}: nothing to stop", severity="warning")
             return
         from .confirm import ConfirmScreen
