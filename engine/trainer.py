@@ -79,6 +79,10 @@ class Run:
         self.method = make_method(train["method"], self.model, self.C, self.optimizer,
                                   **{k: train[k] for k in HYPERPARAMETERS})
         self.eval_model = torch.compile(self.model) if train["compile"] else self.model
+        if train["compile"] and not self.method.uses_meta:
+            # ERM's training forward is the plain forward too. The meta methods' forwards stay
+            # eager: they are recorded for the forward-mode pass (engine.methods.forward_trace).
+            self.method.model = self.eval_model
         # bf16 autocast is a GPU option; on a CPU it is reported and ignored.
         self.bf16 = train["bf16"] and device.type == "cuda"
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
