@@ -28,7 +28,7 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
     epochs = run.get("epochs")
     epoch = f"{run.get('epoch', 0)}/{epochs}" if epochs else str(run.get("epoch", ""))
     note = run.get("message") or ""
-    refusal = resume_refusal(Path(run["path"]), status) if "path" in run else "unknown"
+    refusal = resume_refusal(Path(run["path"]), status)
     if status == "interrupted":
         note = "engine gone · " + ("R resumes from the last checkpoint" if refusal is None else f"it {refusal}")
     elif status == "stopped" and not note:
