@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         hold_at(event["type"])
 
     try:
-        from .trainer import train_run
+        from .lifecycle import train_run
 
         summary = train_run(args.run_dir, resume=args.action == "resume", on_event=show)
     except ConfigError as e:

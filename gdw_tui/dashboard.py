@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import ConfigError
 from engine.method_table import method_info
-from engine.rundir import resume_refusal
+from engine.rundir import can_stop, resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, lock_pid, read_summary, run_status
 
 from .formatting import format_acc
@@ -587,7 +587,7 @@ class DashboardScreen(Screen):
             self.app.go_back()
 
     def action_stop(self) -> None:
-        if self.status not in ("running", "starting"):
+        if not can_stop("running" if self.status == "starting" else self.status):
             self.notify(f"run is {self.status}: nothing to stop", severity="warning")
             return
         from .confirm import ConfirmScreen

@@ -109,7 +109,6 @@ class RunModel:
     per_class_acc: list[float] = field(default_factory=list)
 
     snapshots: list[Snapshot] = field(default_factory=list)
-    snapshots_seen: int = 0
     first_vnet: dict[str, Any] | None = None  # V(ℓ) of the first snapshot, kept whatever thinning drops
     first_vnet_at: tuple[int, int] = (0, 0)  # its (epoch, global_iter)
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
@@ -239,7 +238,6 @@ class RunModel:
                 vnet=e.get("vnet") or None,
             )
         )
-        self.snapshots_seen += 1
         if self.first_vnet is None and self.snapshots[-1].vnet:
             self.first_vnet, self.first_vnet_at = self.snapshots[-1].vnet, (self.snapshots[-1].epoch, gi)
         if len(self.snapshots) > MAX_SNAPSHOTS:
