@@ -95,6 +95,9 @@ class GdwApp(App):
         if launched is not None and self.open_run_dir is not None:
             self.launched[self.open_run_dir] = launched
         self.collector = QuietCollector()
+        # Exceptions of background workers: each screen shows its own and stays usable; leaving
+        # the app then prints them and exits non-zero (run_tui), so a failure never passes unseen.
+        self.background_errors: list[tuple[str, BaseException | None]] = []
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
@@ -121,6 +124,10 @@ class GdwApp(App):
     def _report_first_frame(self) -> None:
         Path(os.environ[FIRST_FRAME_ENV]).write_text(f"{time.time():.6f}\n")
         self.exit()
+
+    def report_background_error(self, what: str, error: BaseException | None) -> None:
+        """A worker raised: remembered for the exit code and the message printed on leaving."""
+        self.background_errors.append((what, error))
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -286,3 +293,17 @@ def run_tui(
     # alternate screen and sets return_code to 1; pass it on, so that a crash never exits 0.
     if app.return_code:
         raise SystemExit(app.return_code)
+    if app.background_errors:
+        print_background_errors(app.background_errors)
+        raise SystemExit(1)
+
+
+def print_background_errors(errors: list[tuple[str, BaseException | None]]) -> None:
+    """What the screens showed while the app ran, with tracebacks, on the terminal the app leaves."""
+    import traceback
+
+    print(f"gdw-tui: {len(errors)} background task(s) failed while the UI ran:", file=sys.stderr)
+    for what, error in errors:
+        print(f"- {what}", file=sys.stderr)
+        if error is not None:
+            traceback.print_exception(error, file=sys.stderr)

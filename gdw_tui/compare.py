@@ -100,6 +100,7 @@ class CompareScreen(Screen):
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
+        self.app.report_background_error("loading the runs to compare", error)
         self.error = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
         self.notify(self.error, title="cannot compare these runs", severity="error")
         for chart in self.query(LineChart):

@@ -264,9 +264,16 @@ class DashboardScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A reader that raised: say so (notification and log) instead of silently stopping to follow."""
-        if event.state != WorkerState.ERROR or event.worker.group != "follow":
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.group == "resources":  # the header goes without CPU/memory figures
+            self.app.report_background_error("reading the engine's resources", event.worker.error)
+            self.notify(f"engine resources unavailable: {event.worker.error}", severity="warning")
+            return
+        if event.worker.group != "follow":
             return
         error = event.worker.error
+        self.app.report_background_error(f"following {self.run_dir / EVENTS}", error)
         self.read_error = f"{type(error).__name__}: {error}"
         message = f"stopped reading {EVENTS}: {self.read_error} (reopen the run to try again)"
         self.notify(message, title="cannot follow the run", severity="error")

@@ -161,6 +161,7 @@ class PresetsScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Without the finished runs there is no estimate; say why, the screen stays usable.
         if event.worker.group == "finished-runs" and event.state == WorkerState.ERROR:
+            self.app.report_background_error(f"reading the finished runs in {self.runs_dir}", event.worker.error)
             self.notify(f"no run-time estimates: cannot read the runs in {self.runs_dir}: {event.worker.error}",
                         title="estimates", severity="warning")
 

@@ -160,6 +160,7 @@ class RunsScreen(Screen):
         if event.state == WorkerState.ERROR:
             message = f"cannot list the runs in {self.runs_dir}: {event.worker.error}"
             if message != self._list_error:
+                self.app.report_background_error(f"listing the runs in {self.runs_dir}", event.worker.error)
                 self._list_error = message
                 self.notify(message, title="runs", severity="error")
         elif event.state == WorkerState.SUCCESS:

@@ -115,9 +115,6 @@ def test_an_exception_in_a_key_handler_ends_the_process_non_zero_with_its_traceb
 
 
 
-@pytest.mark.xfail(strict=True, reason="every worker of ours is @work(exit_on_error=False): Textual keeps the "
-                   "exception on the worker and nothing reports it; the UI goes on (a dashboard would stop following) "
-                   "and q exits 0. Remove this mark with the fix.")
 def test_an_exception_in_a_worker_is_reported_and_the_process_exits_non_zero(tmp_path):
     code, output = run_patched("""
         import gdw_tui.presets_screen as presets_screen
