@@ -70,6 +70,12 @@ CIFAR_FILES = {
 IMAGEFOLDER_SPLITS = ("train", "meta", "test")
 
 
+def missing_cifar_message(name: str, folder: str | os.PathLike) -> str:
+    """The one message for absent CIFAR files (this pre-flight and the engine's loader)."""
+    return (f"{name} files not found: expected {', '.join(CIFAR_FILES[name][1])} in {folder}; pass --download"
+            " (in the UI's form: download) to fetch them, or point data.data_dir at them")
+
+
 def check_data_present(cfg: dict) -> None:
     """A torch-free early check that the dataset's files are where `data.data_dir` says.
 
@@ -80,13 +86,8 @@ def check_data_present(cfg: dict) -> None:
     if name in CIFAR_FILES and not data["download"]:
         folder, files = CIFAR_FILES[name]
         path = Path(root).expanduser() / folder
-        missing = [f for f in files if not (path / f).is_file()]
-        if missing:
-            shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
-            raise ConfigError(
-                f"{name} files not found in {path} (missing {shown}): download them"
-                " (--download, or the form's download box) or point data.data_dir at them"
-            )
+        if any(not (path / f).is_file() for f in files):
+            raise ConfigError(missing_cifar_message(name, path))
     if name == "imagefolder":
         missing = [s for s in IMAGEFOLDER_SPLITS if not (Path(root).expanduser() / s).is_dir()]
         if missing:

@@ -142,14 +142,15 @@ def run(
     try:
         cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
         root = runs_dir_from(runs_dir)
+        # Bad input makes no run: the device and the dataset's files are checked first (the UI's
+        # launch form runs the same pre-flight).
+        from engine.launch import preflight
+
+        preflight(cfg)
         if headless:
             from engine.device import resolve_device
 
-            resolve_device(cfg["train"]["device"])  # an unavailable device is bad input: no run is made
-        else:
-            from engine.launch import check_device_available
-
-            check_device_available(cfg["train"]["device"])  # torch-free: this process becomes the UI
+            resolve_device(cfg["train"]["device"])  # with torch, which the UI process never imports
         run_dir = create_run(root, cfg)
     except ConfigError as e:
         fail(str(e))

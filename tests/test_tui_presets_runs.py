@@ -206,7 +206,7 @@ def fake_cifar10(data_dir: Path) -> Path:
 
 def test_preflight_refuses_missing_data_and_devices(tmp_path: Path) -> None:
     cfg = load_preset("cifar10-unif40", {"data.data_dir": str(tmp_path)})
-    with pytest.raises(ConfigError, match=r"cifar10 files not found in .*cifar-10-batches-py \(missing data_batch_1, data_batch_2, data_batch_3 …\)"):
+    with pytest.raises(ConfigError, match=r"cifar10 files not found: expected data_batch_1, .* in .*cifar-10-batches-py; pass --download"):
         preflight(cfg)
     preflight(load_preset("cifar10-unif40", {"data.data_dir": str(tmp_path), "data.download": True}))
     preflight(load_preset("cifar10-unif40", {"data.data_dir": str(fake_cifar10(tmp_path / "d"))}))
@@ -229,7 +229,7 @@ async def test_form_refuses_missing_data_and_offers_data_dir_and_download(runs: 
         data_dir.value = str(tmp_path / "empty")
         await pilot.pause()
         error = str(screen.query_one("#form-error").render())
-        assert "cifar10 files not found in" in error and data_dir.has_class("-invalid")
+        assert "cifar10 files not found: expected" in error and data_dir.has_class("-invalid")
         await pilot.press("ctrl+l")
         assert app.requests == []
         screen.query_one("#download", Checkbox).value = True

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ConfigError
+from engine.launch import missing_cifar_message
 
 
 @dataclass
@@ -90,9 +91,7 @@ def load_cifar(name: str, data_dir: str, download: bool) -> RawArrays:
     expected = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     missing = [f for f in expected if not os.path.isfile(os.path.join(folder, f))]
     if missing and not download:
-        raise ConfigError(
-            f"{name} files not found: expected {', '.join(expected)} in {folder}; pass --download to fetch them"
-        )
+        raise ConfigError(missing_cifar_message(name, folder))
     try:
         train = cls(data_dir, train=True, download=download)
         test = cls(data_dir, train=False, download=False)
