@@ -52,7 +52,7 @@ def show_version(value: bool) -> None:
 def gdw(
     version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="print the version and exit"),
 ) -> None:
-    """GDW experiment runner: presets, runs, the TUI and benchmarks."""
+    pass  # the group's own options (--version); its help is the Typer app's
 
 
 def headless_unless_terminal(headless: bool) -> bool:
