@@ -402,7 +402,7 @@ class DashboardScreen(Screen):
             self._paint_classes()
         if LOG in facets:
             self._paint_log()
-        if facets & {PROGRESS, WEIGHTS}:
+        if PROGRESS in facets:  # the run's state: stop or resume may have become (un)available
             self._update_bindings()
 
     def _set_title(self, pane_id: str, title: str) -> None:
