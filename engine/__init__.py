@@ -1,8 +1,9 @@
 """gdw-tui's training engine: GDW and its baselines, data protocols, run directories and events.
 
-Importing `engine` does not import torch; the torch-free modules are `config`, `events`,
-`runs` and `launch`. `engine.methods`, `engine.data`, `engine.models` and `engine.trainer`
-need torch.
+Importing `engine` does not import torch; the torch-free modules are `config`, `method_table`,
+`events`, `rundir`, `runs`, `launch`, `console` and `signals`. `engine.methods`, `engine.data`,
+`engine.models`, `engine.device`, `engine.checkpoint`, `engine.trainer` (the loop) and
+`engine.lifecycle` (`train_run`: the run around the loop) need torch.
 """
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
     try:
-        from .trainer import train_run
+        from .lifecycle import train_run
 
         summary = train_run(args.run_dir, resume=args.action == "resume", on_event=show)
     except ConfigError as e:

@@ -18,7 +18,7 @@ import torch
 from .allocator import keep_freed_memory
 from .config import SCHEMA, ConfigError
 from .method_table import METHODS
-from .trainer import device_name, resolve_device
+from .device import device_name, resolve_device
 
 # Every method, and GDW written the authors' way; by default gdw-nozm is left out (it costs what gdw does).
 BENCH_METHODS = (*METHODS, "gdw-naive")

@@ -1,4 +1,4 @@
-"""GDW written the way GDW-SPEC §6 describes the authors' code — for `gdw bench` only.
+"""GDW written the way the authors' code does it (docs/algorithm.md §4, §7) — for `gdw bench` only.
 
 Per iteration it rebuilds the model twice (construct + load_state_dict), forwards the training
 batch three times, runs one backward through the network whose result is thrown away, and gets

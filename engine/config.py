@@ -96,7 +96,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "step_events_per_s": Field(float, 10.0, "at most this many step events a second", 0.01, 100000.0),
         "weights_events_per_epoch": Field(int, 4, "weights snapshots per epoch", 1, 100000),
         "channels_last": Field(bool, False, "channels_last memory format (CUDA; can change the last bits)"),
-        "compile": Field(bool, False, "torch.compile the model's plain forward (ERM and evaluation)"),
+        "compile": Field(bool, False, "torch.compile the model's plain forward: ERM's training forward and evaluation (the meta methods train eagerly)"),
         "bf16": Field(bool, False, "bf16 autocast on CUDA (changes the numbers)"),
         "pin_memory": Field(bool, False, "pinned host memory and non-blocking copies for imagefolder data"),
     },

@@ -41,3 +41,9 @@ def plain_line(event: dict[str, Any]) -> str | None:
     if kind == "run_end":
         return f"finished: final_acc={event['final_acc']:.2f} best_acc={event['best_acc']:.2f} in {event['wall_s']:.1f}s"
     return None
+
+
+def one_line(e: BaseException) -> str:
+    """`Type: first line of the message`, for failure events and summaries."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}".rstrip(": ")

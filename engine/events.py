@@ -60,7 +60,7 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "weights": (
-        "What the weighting does (GDW-SPEC §4), a few times per epoch and at each epoch's end.",
+        "What the weighting does (docs/algorithm.md §5), a few times per epoch and at each epoch's end.",
         {
             "epoch": "0-based epoch",
             "iter": "0-based iteration within the epoch",
@@ -130,9 +130,6 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 
-TERMINAL_TYPES = ("run_end", "failure", "stopped")
-
-
 class SchemaError(ValueError):
     """An events file this reader cannot understand (a newer major schema version)."""
 
@@ -167,11 +164,9 @@ class EventWriter:
     """Appends events to `events.jsonl`: one write per line, flushed; fsync for rare, important events."""
 
     DURABLE = ("run_start", "resume", "epoch", "checkpoint", "stopped", "run_end", "failure")
-    OPTIONAL = ("step", "weights")  # what `train.events = false` leaves out
 
-    def __init__(self, path: str | os.PathLike[str], enabled: bool = True):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
-        self.enabled = enabled
         # Line-buffered append: a reader never sees a half line except while it is being written.
         self._file = open(self.path, "a", encoding="utf-8", buffering=1)
         if not _ends_with_newline(self.path):
@@ -182,11 +177,10 @@ class EventWriter:
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = make_event(type_, **fields)
-        if self.enabled or type_ not in self.OPTIONAL:
-            self._file.write(encode(event))
-            if type_ in self.DURABLE:
-                self._file.flush()
-                os.fsync(self._file.fileno())
+        self._file.write(encode(event))
+        if type_ in self.DURABLE:
+            self._file.flush()
+            os.fsync(self._file.fileno())
         return event
 
     def close(self) -> None:

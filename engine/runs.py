@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ConfigError, from_toml_dict, to_toml
 # The layout's names, also importable from here, where most readers of run directories look.
-from .rundir import CHECKPOINT, CHECKPOINTS, CONFIG, EVENTS, LOCK, LOG, STATUSES, SUMMARY  # noqa: F401
+from .rundir import CONFIG, EVENTS, LOCK, LOG, STATUSES, SUMMARY  # noqa: F401
 
 
 def runs_dir_from(option: str | os.PathLike[str] | None) -> Path:

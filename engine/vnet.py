@@ -7,7 +7,7 @@ from torch import nn
 
 
 class VNet(nn.Module):
-    """Linear(1→hidden) → ReLU → Linear(hidden→1) → sigmoid (GDW-SPEC §1)."""
+    """Linear(1→hidden) → ReLU → Linear(hidden→1) → sigmoid (docs/algorithm.md §1)."""
 
     def __init__(self, hidden: int):  # train.vnet_hidden
         super().__init__()

@@ -8,6 +8,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from .help_format import ClassicMetavars
+
 err = Console(stderr=True)
 
 
@@ -20,7 +22,7 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-class OneLineErrors(typer.core.TyperGroup):
+class OneLineErrors(ClassicMetavars, typer.core.TyperGroup):
     """Usage errors (a value of the wrong type, a missing argument, an unknown option) end like
     every other bad input: one line on stderr and exit code 2, not Typer's usage box."""
 

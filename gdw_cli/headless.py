@@ -22,7 +22,7 @@ PLAIN_STEP_EVERY_S = 30.0
 
 def train_here(run_dir: Path, resume: bool) -> int:
     """Train in this process with Rich progress on a terminal, plain lines otherwise."""
-    from engine.trainer import train_run
+    from engine.lifecycle import train_run
 
     progress = RichProgress() if sys.stdout.isatty() else None
     plain = {"last_step_line": time.time(), "iters": None}

@@ -6,6 +6,7 @@ exit code 2. The torch-heavy engine is imported only by the commands that train 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from engine.config import ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine import __version__
+from engine.config import SCHEMA, TOP_LEVEL, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
 from engine.method_table import METHODS
 from engine.rundir import resume_refusal
 from engine.runs import (
@@ -23,12 +25,42 @@ from engine.runs import (
 )
 
 from . import sweep_commands
-from .errors import OneLineErrors, fail
+from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
+from .help_format import Command
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
-RunsDir = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
-PresetsDir = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)")
+RunsDir = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
+PresetsDir = typer.Option(None, "--presets-dir", metavar="DIR", help="extra presets directory (also $GDW_PRESETS)")
+JsonOutput = typer.Option(False, "--json", help="print JSON instead of a table")
+NOT_A_TERMINAL = "stdout is not a terminal: training headless (as with --headless)"
+
+
+def field_help(dotted: str) -> str:
+    """An option that sets a preset field says what the preset schema says about it."""
+    section, key = dotted.split(".")
+    return SCHEMA[section][key].help
+
+
+def show_version(value: bool) -> None:
+    if value:
+        console.print(f"gdw {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def gdw(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="print the version and exit"),
+) -> None:
+    pass  # the group's own options (--version); its help is the Typer app's
+
+
+def headless_unless_terminal(headless: bool) -> bool:
+    """Without a terminal (a script, nohup, a pipe) there is no UI to open: train here instead."""
+    if headless or sys.stdout.isatty():
+        return headless
+    err.print(NOT_A_TERMINAL, markup=False, highlight=False, soft_wrap=True)
+    return True
 
 
 def overrides_from(
@@ -46,41 +78,72 @@ def overrides_from(
     return out
 
 
-@app.command()
-def presets(presets_dir: Optional[str] = PresetsDir) -> None:
+@app.command(cls=Command)
+def presets(presets_dir: Optional[str] = PresetsDir, as_json: bool = JsonOutput) -> None:
     """List the presets: name, title, dataset, method, epochs."""
     try:
         check_presets_dir(presets_dir)
-        found = available_presets(presets_dir)
-        table = Table("name", "title", "dataset", "method", "epochs", box=None, pad_edge=False)
-        for name in found:
+        rows = []
+        for name, path in available_presets(presets_dir).items():
             cfg = load_preset(name, presets_dir=presets_dir)
-            table.add_row(name, cfg["title"], cfg["data"]["dataset"], cfg["train"]["method"], str(cfg["train"]["epochs"]))
+            rows.append({"name": name, "title": cfg["title"], "dataset": cfg["data"]["dataset"],
+                         "method": cfg["train"]["method"], "epochs": cfg["train"]["epochs"], "path": str(path)})
     except ConfigError as e:
         fail(str(e))
-    console.print(table)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    # Names are what `gdw run` takes: never shortened, in a narrow terminal or in a pipe.
+    name_column = Column("name", no_wrap=True, min_width=max((len(r["name"]) for r in rows), default=4))
+    table = Table(name_column, "title", "dataset", "method", "epochs", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["name"], r["title"], r["dataset"], r["method"], str(r["epochs"]))
+    whole_lines().print(table)
 
 
-@app.command()
+@app.command(cls=Command)
+def fields(as_json: bool = JsonOutput) -> None:
+    """Every preset field (and `--set` key): type, default, range and meaning, from the preset schema."""
+    rows = [(name, f) for name, f in TOP_LEVEL.items()]
+    rows += [(f"{section}.{key}", f) for section, fs in SCHEMA.items() for key, f in fs.items()]
+    if as_json:
+        print(json.dumps([{"field": name, "type": f.kind.__name__, "default": f.default,
+                           "range": _field_range(f), "meaning": f.help} for name, f in rows], indent=2))
+        return
+    table = Table(Column("field", no_wrap=True), "type", "default", "range", "meaning", box=None, pad_edge=False)
+    for name, f in rows:
+        table.add_row(name, f.kind.__name__, json.dumps(f.default), _field_range(f) or "", f.help)
+    whole_lines().print(table)
+
+
+def _field_range(f: Any) -> str | None:
+    """Choices or numeric bounds; None for free text and booleans."""
+    if f.choices or (f.kind in (int, float) and (f.lo is not None or f.hi is not None)):
+        return f.describe_range()
+    return None
+
+
+@app.command(cls=Command)
 def run(
-    preset: str = typer.Argument(..., help="preset name (see `gdw presets`) or path to a .toml"),
-    headless: bool = typer.Option(False, "--headless", help="train in this process, print progress, no UI"),
+    preset: str = typer.Argument(..., metavar="PRESET", help="preset name (see `gdw presets`) or path to a .toml"),
+    headless: bool = typer.Option(False, "--headless", help="train in this process, print progress, no UI (the default when stdout is not a terminal)"),
     method: Optional[str] = typer.Option(None, "--method", help="method: " + ", ".join(METHODS)),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where dataset files are"),
+    seed: Optional[int] = typer.Option(None, "--seed", help=field_help("train.seed") + " (train.seed)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="epochs to train (train.epochs)"),
+    device: Optional[str] = typer.Option(None, "--device", help=field_help("train.device")),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
     download: bool = typer.Option(False, "--download", help="download CIFAR if missing"),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help="override any field: section.key=value (repeatable)"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="FIELD=VALUE", help="override any field, e.g. train.lr=0.05 (repeatable; see `gdw fields`)"),
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
-    """Start a run. With --headless it trains here; otherwise it starts the engine detached and opens the UI on it."""
+    """Start a run. With --headless (or without a terminal) it trains here; otherwise it starts the engine detached and opens the UI on it."""
+    headless = headless_unless_terminal(headless)
     try:
         cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
         root = runs_dir_from(runs_dir)
         if headless:
-            from engine.trainer import resolve_device
+            from engine.device import resolve_device
 
             resolve_device(cfg["train"]["device"])  # an unavailable device is bad input: no run is made
         else:
@@ -98,10 +161,10 @@ def run(
     run_tui(root, presets_dir, open_run=run_dir, launched=launch_detached(run_dir))
 
 
-@app.command()
+@app.command(cls=Command)
 def resume(
     run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
-    headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI"),
+    headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI (the default when stdout is not a terminal)"),
     detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
     wait: bool = typer.Option(False, "--wait", help="a sweep: return only when every run has ended"),
     runs_dir: Optional[str] = RunsDir,
@@ -109,6 +172,8 @@ def resume(
     """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
     if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
         return
+    if not detach:
+        headless = headless_unless_terminal(headless)
     root = runs_dir_from(runs_dir)
     try:
         run_dir = find_run(root, run_ref)
@@ -136,11 +201,11 @@ def resume(
     run_tui(root, None, open_run=run_dir, launched=proc)
 
 
-@app.command()
+@app.command(cls=Command)
 def stop(
     run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     now: bool = typer.Option(False, "--now", help="kill at once (SIGKILL) instead of a clean stop"),
-    wait: float = typer.Option(30.0, "--wait", help="seconds to wait for the clean stop"),
+    wait: float = typer.Option(30.0, "--wait", metavar="SECONDS", help="seconds to wait for the clean stop"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
     """Stop a running run: it finishes the iteration, checkpoints and exits (resume later). A sweep: every run."""
@@ -158,7 +223,7 @@ def stop(
     console.print(f"{run_dir.name}: {run_status(run_dir)}", markup=False)
 
 
-@app.command()
+@app.command(cls=Command)
 def show(
     run_ref: str = typer.Argument(..., metavar="RUN|SWEEP", help="run id or run directory, or a sweep id or name"),
     runs_dir: Optional[str] = RunsDir,
@@ -230,7 +295,7 @@ def _last_traceback(run_dir: Path) -> str | None:
     return fails[-1].get("traceback") if fails else None
 
 
-@app.command("runs")
+@app.command("runs", cls=Command)
 def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
     """List the runs in the runs directory with their honest status."""
     root = runs_dir_from(runs_dir)
@@ -245,7 +310,7 @@ def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
     whole_lines().print(table)
 
 
-@app.command()
+@app.command(cls=Command)
 def tui(
     run_ref: Optional[str] = typer.Argument(None, metavar="RUN", help="a run id or run directory to open"),
     serve: bool = typer.Option(False, "--serve", help="serve the UI in a browser tab on localhost (textual-serve)"),
@@ -268,7 +333,7 @@ def tui(
     run_tui(root, presets_dir, open_run, serve=serve, port=port)
 
 
-@app.command()
+@app.command(cls=Command)
 def bench(
     methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
     arch: str = typer.Option("resnet32", "--arch", help="resnet32 (CIFAR) or digits_mlp"),
@@ -284,11 +349,9 @@ def bench(
     augmentation: bool = typer.Option(True, "--augmentation/--no-augmentation", help="also time the data pipelines"),
     malloc_tuning: bool = typer.Option(True, "--malloc-tuning/--system-malloc",
                                        help="keep freed memory for reuse, as training does (engine.allocator)"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    as_json: bool = JsonOutput,
 ) -> None:
     """Time one iteration of each method (and the augmentation pipelines): median, spread, ratio to ERM."""
-    import json
-
     from engine.config import check_device_syntax
 
     try:

@@ -24,7 +24,7 @@ from textual.widgets import Footer, RichLog, Tab, Tabs
 from textual.worker import get_current_worker
 
 from engine.method_table import method_info
-from engine.rundir import resume_refusal
+from engine.rundir import can_stop, resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, read_summary, run_status
 
 from .messages import EventsRead
@@ -442,7 +442,7 @@ class DashboardScreen(Screen):
             self.app.go_back()
 
     def action_stop(self) -> None:
-        if self.status not in ("running", "starting"):
+        if not can_stop("running" if self.status == "starting" else self.status):
             self.notify(f"run is {self.status}: nothing to stop", severity="warning")
             return
         from .confirm import ConfirmScreen

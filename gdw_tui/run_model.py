@@ -107,7 +107,6 @@ class RunModel:
     per_class_acc: list[float] = field(default_factory=list)
 
     snapshots: list[Snapshot] = field(default_factory=list)
-    snapshots_seen: int = 0
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     log_total: int = 0  # log lines ever appended (the deque keeps the newest)
     events_read: int = 0
@@ -217,7 +216,6 @@ class RunModel:
                 vnet=e.get("vnet") or None,
             )
         )
-        self.snapshots_seen += 1
         if len(self.snapshots) > MAX_SNAPSHOTS:
             self.snapshots = thin_snapshots(self.snapshots)
         self.dirty |= {WEIGHTS}

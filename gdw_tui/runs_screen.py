@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.rundir import resume_refusal
+from engine.rundir import can_stop, resume_refusal
 from engine.runs import list_runs
 
 from .formatting import badge, format_acc, format_started
@@ -28,7 +28,7 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
     epochs = run.get("epochs")
     epoch = f"{run.get('epoch', 0)}/{epochs}" if epochs else str(run.get("epoch", ""))
     note = run.get("message") or ""
-    refusal = resume_refusal(Path(run["path"]), status) if "path" in run else "unknown"
+    refusal = resume_refusal(Path(run["path"]), status)
     if status == "interrupted":
         note = "engine gone · " + ("R resumes from the last checkpoint" if refusal is None else f"it {refusal}")
     elif status == "stopped" and not note:
@@ -160,7 +160,7 @@ class RunsScreen(Screen):
         run = self.selected_run()
         if not run:
             return
-        if run["status"] != "running":
+        if not can_stop(run["status"]):
             self.notify(f"{run['run_id']} is {run['status']}: nothing to stop", severity="warning")
             return
         from .confirm import ConfirmScreen

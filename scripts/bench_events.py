@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import load_preset, parse_set  # noqa: E402
 from engine.events import read_events  # noqa: E402
 from engine.runs import create_run  # noqa: E402
-from engine.trainer import train_run  # noqa: E402
+from engine.lifecycle import train_run  # noqa: E402
 
 
 def seconds_per_iteration(preset: str, overrides: dict, events: bool) -> float:

@@ -116,17 +116,6 @@ def test_each_event_is_visible_to_a_reader_as_soon_as_it_is_emitted(tmp_path):
         w.close()
 
 
-def test_disabled_writer_leaves_out_only_step_and_weights(tmp_path):
-    path = tmp_path / "events.jsonl"
-    w = EventWriter(path, enabled=False)
-    for type_ in EVENT_TYPES:
-        returned = w.emit(type_)
-        assert returned["type"] == type_
-    w.close()
-    written = [json.loads(x)["type"] for x in path.read_text().splitlines()]
-    assert written == [t for t in EVENT_TYPES if t not in ("step", "weights")]
-
-
 # --- tailing --------------------------------------------------------------------------------------
 
 

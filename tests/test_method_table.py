@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.methods as methods_pkg
 from engine.config import SCHEMA
 from engine.events import EVENT_TYPES
 from engine.method_table import HYPERPARAMETERS, METHODS

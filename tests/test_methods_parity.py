@@ -1,4 +1,4 @@
-"""Each method against a deliberately naive reference written here from GDW-SPEC §2, in float64.
+"""Each method against a deliberately naive reference written here from docs/algorithm.md §2, in float64.
 
 The reference does what the spec describes the slow way: it deep-copies the model for the
 virtual step, differentiates through a create_graph double backward, applies the zero-mean

@@ -136,7 +136,7 @@ def test_the_cli_gives_the_same_reason_and_resumes_the_failed_run(failed_runs) -
     assert f"it {NO_CHECKPOINT} with `gdw run`" in shown.stdout
 
     # The engine applies the same rule when started on its own.
-    from engine.trainer import train_run
+    from engine.lifecycle import train_run
 
     with pytest.raises(ConfigError) as info:
         train_run(without, resume=True)

@@ -1,4 +1,4 @@
-"""The GDW data protocol on label arrays: clean meta split, long-tail imbalance, label noise (GDW-SPEC §5).
+"""The GDW data protocol on label arrays: clean meta split, long-tail imbalance, label noise (docs/algorithm.md §6).
 
 Everything here is numpy on label vectors and draws only from numpy Generators derived from the
 run seed. Each stage has its own stream, so e.g. changing the noise rate leaves the meta set

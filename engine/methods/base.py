@@ -1,4 +1,4 @@
-"""The shared shape of one training iteration, and the meta-gradient written once (GDW-SPEC §2).
+"""The shared shape of one training iteration, and the meta-gradient written once (docs/algorithm.md §2, §4).
 
 Every method does: one forward of the training batch (graph kept), optionally a meta step
 that yields ∂L_meta/∂w for the logit-gradient weights w, then the actual update, which
@@ -9,6 +9,7 @@ meta-gradient, which reuses the values that forward recorded: engine.methods.for
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,10 @@ from torch.func import functional_call, jvp
 from ..method_table import METHODS
 from ..vnet import VNet
 from .forward_trace import RecordedForward, buffer_copies, record_forward
+
+# torch.func.jvp loads torch's JVP decompositions, which call the deprecated torch.jit.script
+# inside torch itself: a FutureWarning on every run's stderr that the user can do nothing about.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 
 @dataclass
@@ -64,7 +69,7 @@ def meta_gradient(
     zero_weights: bool = False,
     recorded: RecordedForward | None = None,
 ) -> MetaGradient:
-    """∂L_meta/∂w for one virtual SGD step θ' = θ − lr · Jᵀ(error ⊙ w / B)   (GDW-SPEC §2, steps 3–4).
+    """∂L_meta/∂w for one virtual SGD step θ' = θ − lr · Jᵀ(error ⊙ w / B)   (docs/algorithm.md §2 steps 3–4, §4).
 
     `logits` is the training batch's forward at θ (graph kept), `error` the detached B×C logit
     error (p − y), `weights` the B×C or B×1 weights w (only their value is used here), or a

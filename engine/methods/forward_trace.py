@@ -1,7 +1,7 @@
 """J·u without a second forward: forward-mode differentiation over a recorded forward pass.
 
 The meta-gradient needs J·u, the Jacobian of the training logits w.r.t. θ applied to a vector u
-(GDW-SPEC §2, implementation note). `torch.func.jvp` computes the primal and the tangent
+(docs/algorithm.md §4). `torch.func.jvp` computes the primal and the tangent
 together, so it repeats the training forward the method has just done: on ResNet-32 that is a
 third of its convolutions. Here the training forward runs through the model's torch.fx graph
 and keeps the intermediate values the tangent rules read; `RecordedForward.jvp(u)` then walks

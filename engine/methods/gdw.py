@@ -1,4 +1,4 @@
-"""GDW: class-level weights ω (B×C) on the logit gradient, learned by a clipped meta step (GDW-SPEC §2–3).
+"""GDW: class-level weights ω (B×C) on the logit gradient, learned by a clipped meta step (docs/algorithm.md §2–3).
 
 `gdw-nozm` is the same method without the zero-mean constraint (appendix B.2 ablation).
 """
@@ -9,7 +9,7 @@ import torch
 
 from .base import Method, StepStats, one_hot
 
-# ω is clamped to this range after the outer step (GDW-SPEC §2, step 4).
+# ω is clamped to this range after the outer step (docs/algorithm.md §2, step 4).
 OMEGA_MIN, OMEGA_MAX = 1e-6, 1e6
 # p is clamped so that 1 − p_t ≥ 0.001 in the zero-mean constraint.
 P_MAX = 0.999
