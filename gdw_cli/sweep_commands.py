@@ -161,17 +161,19 @@ def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the sweep commands to the `gdw` app."""
-    app.command("sweep")(sweep_cmd)
-    app.command("sweeps")(sweeps_cmd)
-    app.command("report")(report_cmd)
+    from .help_format import Command
+
+    app.command("sweep", cls=Command)(sweep_cmd)
+    app.command("sweeps", cls=Command)(sweeps_cmd)
+    app.command("report", cls=Command)(report_cmd)
 
 
 def sweep_cmd(
     refs: list[str] = typer.Argument(..., metavar="PRESET... | FILE.toml", help="presets (names or .toml paths), or one sweep file"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods (default: each preset's own)"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds (default: 1,10,100,1000,10000)"),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help="section.key=value for every run (repeatable)"),
-    grid: Optional[list[str]] = typer.Option(None, "--grid", help="section.key=v1,v2,... a cartesian axis (repeatable)"),
+    methods: Optional[str] = typer.Option(None, "--methods", metavar="M1,M2,...", help="comma-separated methods (default: each preset's own)"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", metavar="S1,S2,...", help="comma-separated seeds (default: 1,10,100,1000,10000)"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="FIELD=VALUE", help="section.key=value for every run (repeatable)"),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="FIELD=V1,V2,...", help="section.key=v1,v2,... a cartesian axis (repeatable)"),
     name: Optional[str] = typer.Option(None, "--name", help="the sweep's name (default: the file's or the first preset)"),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
     presets_dir: Optional[str] = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)"),
