@@ -173,6 +173,8 @@ def resume(
     """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
     if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
         return
+    if not detach:
+        headless = headless_unless_terminal(headless)
     root = runs_dir_from(runs_dir)
     try:
         run_dir = find_run(root, run_ref)
