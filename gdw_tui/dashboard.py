@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Tab, Tabs
+from textual.widgets import RichLog, Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import ConfigError
@@ -28,6 +28,7 @@ from engine.method_table import method_info
 from engine.rundir import can_stop, resume_refusal
 from engine.runs import EVENTS, LOG as ENGINE_LOG, engine_alive, load_run_config, lock_pid, read_summary, run_status
 
+from .widgets.footer import Footer
 from .formatting import format_acc
 from .messages import EventsRead, ResourcesRead, ResumeRequested, StopRequested
 from .resources import EngineMeter, Usage

@@ -15,7 +15,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.events import Key
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -23,6 +23,7 @@ from engine.config import ConfigError, available_presets, load_preset, resolved_
 from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
+from .widgets.footer import Footer
 from .estimate import NO_ESTIMATE, Estimate, FinishedRun, estimate_run_time, finished_runs
 from .formatting import format_duration, plural
 from .launch_form import FORM_FIELDS, validate
