@@ -95,6 +95,9 @@ class DashboardScreen(Screen):
         Binding("c", "show_config", "config"),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume"),
+        # Where s or R does not apply the footer hides it; pressed anyway, it says why.
+        Binding("s", "explain('stop')", show=False),
+        Binding("R", "explain('resume')", show=False),
         Binding("escape", "back", "back"),
     ]
 
@@ -568,7 +571,15 @@ class DashboardScreen(Screen):
             return self._resume_refusal() is None
         if action in ("maximize", "focus_pane"):
             return not self.has_class("-narrow")  # narrow: every pane already fills the screen
+        if action == "explain":
+            return not self.check_action(str(parameters[0]), ())
         return True
+
+    def action_explain(self, action: str) -> None:
+        if action == "resume":
+            self.notify(f"run {self.run_dir.name} {self._resume_refusal()}", severity="warning")
+        else:
+            self.notify(f"run is {self.status}: nothing to stop", severity="warning")
 
     def _footer_key(self) -> tuple[bool, ...]:
         return tuple(bool(self.check_action(action, ())) for action in ("stop", "resume", "maximize"))

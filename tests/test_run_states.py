@@ -96,7 +96,7 @@ def record_notifications(app: GdwApp) -> list[str]:
 async def test_the_ui_resumes_a_failed_run_with_a_checkpoint_and_says_why_not_without(failed_runs, monkeypatch) -> None:
     root, with_ckpt, without = failed_runs
     resumed: list[Path] = []
-    monkeypatch.setattr(GdwApp, "resume_run", lambda self, run_dir: resumed.append(run_dir))
+    monkeypatch.setattr(GdwApp, "resume_run", lambda self, run_dir: resumed.append(run_dir) or True)  # started
     app = GdwApp(root)
     said = record_notifications(app)
     async with app.run_test(size=(160, 40)) as pilot:
