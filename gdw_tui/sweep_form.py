@@ -32,7 +32,7 @@ DEFAULT_SEEDS = ",".join(str(s) for s in PAPER_SEEDS)
 # The executor options the form offers (the rest of them: a sweep file or the command line).
 OPTION_FIELDS = {"local": ("workers", "gpus", "per_gpu"), "slurm": ("partition", "time")}
 OPTION_LABELS = {"workers": "workers", "gpus": "gpus", "per_gpu": "per-gpu", "partition": "partition", "time": "time (min)"}
-OPTION_HINTS = {"workers": "1", "gpus": "all visible", "per_gpu": "1", "partition": "default", "time": "default"}
+OPTION_HINTS = {"workers": "1", "gpus": "all", "per_gpu": "1", "partition": "default", "time": "default"}
 # How the executor's pre-flight and the local slots' messages start (engine.sweep.executor, .slurm, .local).
 EXECUTOR_MESSAGES = ("--executor", "--gpus", "--per-gpu", "--workers", "--slurm", "Slurm", "cannot ask Slurm")
 ERROR_FIELDS = ("methods", "seeds", "executor", "sets", "sweep")
