@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigError
 from ..launch import check_device_available
 from .executor import make_executor, preflight
 from .spec import RunPlan, SweepSpec, expand
@@ -52,5 +53,8 @@ def start_sweep(runs_dir: Path, checked: CheckedSweep) -> "Sweep":
     from .store import create_sweep
 
     sweep = create_sweep(runs_dir, checked.spec, checked.plans)
-    make_executor(sweep.executor, {**sweep.options, "detach": True}).submit(sweep, sweep.run_dirs())
+    try:
+        make_executor(sweep.executor, {**sweep.options, "detach": True}).submit(sweep, sweep.run_dirs())
+    except ConfigError as e:  # e.g. the cluster rejected the jobs: the runs wait, as with `gdw sweep`
+        raise ConfigError(f"{e} (the sweep's runs are kept; `gdw resume {sweep.id}` tries again)") from None
     return sweep
