@@ -18,7 +18,7 @@ from rich.table import Table
 from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
 from engine.runs import read_summary, runs_dir_from
 from engine.sweep.spec import (
-    EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, expand, is_sweep_file, load_sweep_file, parse_grid_axis,
+    EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import preflight
@@ -196,7 +196,7 @@ def sweep_cmd(
     slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos"),
 ) -> None:
     """Run a grid: presets × methods × seeds × --grid axes, as ordinary runs, on this machine or Slurm."""
-    from engine.launch import check_device_available
+    from engine.sweep.start import check_sweep
     from engine.sweep.store import create_sweep
 
     try:
@@ -211,15 +211,9 @@ def sweep_cmd(
                  "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,
                  "account": slurm_account, "qos": slurm_qos}
         spec.options = {**spec.options, **cli_options(spec.executor, local, slurm)}
-        plans = expand(spec, presets_dir)
-        preflight(spec.executor, spec.options)
+        checked = check_sweep(spec, presets_dir)  # the sweep form of gdw-tui makes the same checks
+        plans, slots = checked.plans, checked.slots
         root = runs_dir_from(runs_dir)
-        if spec.executor == "local":
-            from engine.sweep.local import plan_slots
-
-            for d in dict.fromkeys(p.config["train"]["device"] for p in plans):
-                check_device_available(d)
-                slots = plan_slots(spec.options, d)
         sweep = create_sweep(root, spec, plans)
     except ConfigError as e:
         _fail(str(e))

@@ -24,7 +24,7 @@ from engine.launch import launch_detached, preflight
 from engine.runs import create_run, engine_alive, runs_dir_from, stop_run
 
 from .markup import plain_to_markup
-from .messages import LaunchRequested, ResumeRequested, StopRequested
+from .messages import LaunchRequested, ResumeRequested, StopRequested, SweepRequested
 from .presets_screen import PresetsScreen
 
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
@@ -134,6 +134,9 @@ class GdwApp(App):
     def on_launch_requested(self, message: LaunchRequested) -> None:
         self.launch(message.cfg)
 
+    def on_sweep_requested(self, message: SweepRequested) -> None:
+        self.start_sweep(message.checked)
+
     def on_stop_requested(self, message: StopRequested) -> None:
         self.stop_run(message.run_dir)
 
@@ -156,6 +159,22 @@ class GdwApp(App):
             return None
         self.open_run(run_dir)
         return run_dir
+
+    def start_sweep(self, checked: Any) -> str | None:
+        """Create the sweep the form checked and start its scheduler detached (as `gdw sweep --detach`),
+        then show it on the sweeps screen."""
+        from engine.sweep.start import start_sweep
+
+        from .sweeps_screen import SweepsScreen
+
+        try:
+            sweep = start_sweep(self.runs_dir, checked)
+        except (ConfigError, OSError) as e:
+            self.notify(str(e), title="cannot start the sweep", severity="error")
+            return None
+        self.notify(f"sweep {sweep.id}: {len(sweep.runs)} runs, scheduler detached (closing the UI leaves it running)")
+        self.push_screen(SweepsScreen(self.runs_dir, sweep_id=sweep.id))
+        return sweep.id
 
     def open_run(self, run_dir: Path) -> None:
         from .dashboard import DashboardScreen

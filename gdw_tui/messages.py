@@ -51,3 +51,10 @@ class ResumeRequested(Message):
 
     run_dir: Path = field(default_factory=Path)
     open_dashboard: bool = False
+
+
+@dataclass
+class SweepRequested(Message):
+    """Create this checked sweep (engine.sweep.start.CheckedSweep), start its scheduler detached, open the sweeps screen."""
+
+    checked: Any = None

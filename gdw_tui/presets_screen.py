@@ -27,10 +27,11 @@ from .widgets.footer import Footer
 from .estimate import NO_ESTIMATE, Estimate, FinishedRun, estimate_run_time, finished_runs
 from .formatting import format_duration, plural
 from .launch_form import FORM_FIELDS, validate
-from .messages import LaunchRequested
+from .messages import LaunchRequested, SweepRequested
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
-KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark"}  # global keys keep their meaning in the list
+KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark", "S"}  # global keys (and S, sweep) keep their meaning in the list
+MARK = "● "  # before a preset marked for a sweep (space)
 # Presets that train in a minute or two on a CPU with no download: listed first, to try things out.
 QUICK_PREFIXES = ("digits-", "synthetic-")
 QUICK_HEADER, OTHER_HEADER = "quick · CPU, no download", "papers' settings · GPU, data"
@@ -92,6 +93,9 @@ class PresetsScreen(Screen):
         Binding("slash", "focus_filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("ctrl+l", "launch", "launch", show=False),
+        # Not in the footer (it is full at 80 columns): the list's subtitle says "N marked · S sweep".
+        Binding("space", "mark", "mark for a sweep", show=False),
+        Binding("S", "sweep", "sweep", show=False),
     ]
 
     def __init__(self, runs_dir: Path, presets_dir: str | None = None, **kwargs) -> None:
@@ -103,6 +107,8 @@ class PresetsScreen(Screen):
         self.selected: str | None = None
         self.finished_runs: list[FinishedRun] = []
         self.form_result = None
+        self.marked: dict[str, None] = {}  # presets marked for a sweep, in the order marked
+        self.shown_count = 0  # presets the filter lets through
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="presets-body"):
@@ -177,21 +183,67 @@ class PresetsScreen(Screen):
         quick = [n for n in names if is_quick(n)]
         others = [n for n in names if not is_quick(n)]
         if pattern or not (quick and others):
-            option_list.add_options([Option(n, id=n) for n in names])
+            option_list.add_options([Option(self._prompt(n), id=n) for n in names])
         else:  # the whole list: two labelled groups (the headers cannot be highlighted)
             option_list.add_options([Option(Text(QUICK_HEADER, style="dim italic"), disabled=True)])
-            option_list.add_options([Option(n, id=n) for n in quick])
+            option_list.add_options([Option(self._prompt(n), id=n) for n in quick])
             option_list.add_options([Option(Text(OTHER_HEADER, style="dim italic"), disabled=True)])
-            option_list.add_options([Option(n, id=n) for n in others])
+            option_list.add_options([Option(self._prompt(n), id=n) for n in others])
         if names:
             # While filtering, the first match; otherwise the preset chosen before.
             name = self.selected if not pattern and self.selected in names else names[0]
             option_list.highlighted = option_list.get_option_index(name)
             self._select(name)
-        side = self.query_one("#presets-side")
-        side.border_subtitle = f"{len(names)}/{len(self.presets)}" if pattern else f"{len(names)}"
+        self.shown_count = len(names)
+        self._show_count()
         if not names:
             self.query_one("#details", Static).update(Text(f"no preset matches '{pattern}' (Escape clears the filter)"))
+
+    def _prompt(self, name: str) -> str | Text:
+        return Text.assemble((MARK, "bold #58a6ff"), name) if name in self.marked else name
+
+    def _show_count(self) -> None:
+        shown, pattern = self.shown_count, self.query_one("#filter", Input).value
+        count = f"{shown}/{len(self.presets)}" if pattern else f"{shown}"
+        if self.marked:
+            count += f" · {len(self.marked)} marked · S sweep"
+        self.query_one("#presets-side").border_subtitle = count
+
+    # --- marks and the sweep form ----------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        """Space: mark or unmark the highlighted preset for a sweep (marks survive the filter)."""
+        option_list = self.query_one(PresetList)
+        if option_list.highlighted is None:
+            return
+        name = option_list.get_option_at_index(option_list.highlighted).id
+        if name is None:
+            return
+        if name in self.marked:
+            del self.marked[name]
+        else:
+            self.marked[name] = None
+        option_list.replace_option_prompt(name, self._prompt(name))
+        self._show_count()
+
+    def action_sweep(self) -> None:
+        """S: the sweep form for the marked presets (or the highlighted one when none is marked)."""
+        from .sweep_form import SweepForm
+
+        presets = list(self.marked) or ([self.selected] if self.selected else [])
+        if not presets:
+            return
+        own = []
+        for name in presets:
+            try:
+                own.append(load_preset(name, None, self.presets_dir)["train"]["method"])
+            except ConfigError:
+                pass  # the form says what is wrong with this preset
+        self.app.push_screen(SweepForm(presets, list(dict.fromkeys(own)), self.presets_dir), self._sweep_checked)
+
+    def _sweep_checked(self, checked: Any) -> None:
+        if checked is not None:
+            self.post_message(SweepRequested(checked))
 
     # --- filter --------------------------------------------------------------------------------
 

@@ -80,11 +80,12 @@ class SweepsScreen(Screen):
         Binding("escape", "back", "back"),
     ]
 
-    def __init__(self, runs_dir: Path, **kwargs: Any) -> None:
+    def __init__(self, runs_dir: Path, sweep_id: str | None = None, **kwargs: Any) -> None:
+        """sweep_id: the sweep shown first (default: the newest)."""
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
         self.sweeps: list[Sweep] = []
-        self.sweep_id: str | None = None
+        self.sweep_id: str | None = sweep_id
         self.states: dict[str, str] = {}
         self.cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.settings: list[str] = []

@@ -1,0 +1,60 @@
+"""Checking and starting a sweep: what `gdw sweep` and the UI's sweep form share.
+
+Torch-free. `check_sweep` is every check `gdw sweep` makes before it creates anything (the runs'
+configs, the executor's pre-flight, the device and the local slots), so the form refuses exactly
+what the command line refuses, with the same one-line ConfigErrors. `start_sweep` creates the
+sweep and starts its scheduler detached, as `gdw sweep ... --detach` does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError
+from ..launch import check_device_available
+from .executor import make_executor, preflight
+from .spec import RunPlan, SweepSpec, expand
+
+if TYPE_CHECKING:
+    from .local import Slot
+    from .store import Sweep
+
+
+@dataclass
+class CheckedSweep:
+    spec: SweepSpec
+    plans: list[RunPlan]
+    slots: list["Slot"] = field(default_factory=list)  # the local pool (empty for slurm)
+
+
+def check_sweep(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = None) -> CheckedSweep:
+    """The runs of the sweep, checked; ConfigError (one line) on the first problem, nothing created."""
+    plans = expand(spec, presets_dir)
+    preflight(spec.executor, spec.options)
+    slots: list[Any] = []
+    if spec.executor == "local":
+        from .local import plan_slots
+
+        for device in dict.fromkeys(p.config["train"]["device"] for p in plans):
+            check_device_available(device)
+            slots = plan_slots(spec.options, device)
+    return CheckedSweep(spec, plans, slots)
+
+
+def start_sweep(runs_dir: Path, checked: CheckedSweep) -> "Sweep":
+    """Create the sweep and its runs, then start its scheduler detached (`gdw sweep ... --detach`).
+
+    ConfigError when the sweep cannot be created (nothing is left behind) or the executor refuses
+    to take the runs (the sweep is kept; `gdw resume SWEEP` tries again).
+    """
+    from .store import create_sweep
+
+    sweep = create_sweep(runs_dir, checked.spec, checked.plans)
+    try:
+        make_executor(sweep.executor, {**sweep.options, "detach": True}).submit(sweep, sweep.run_dirs())
+    except ConfigError as e:  # e.g. the cluster rejected the jobs: the runs wait, as with `gdw sweep`
+        raise ConfigError(f"{e} (the sweep's runs are kept; `gdw resume {sweep.id}` tries again)") from None
+    return sweep
