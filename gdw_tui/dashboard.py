@@ -315,7 +315,9 @@ class DashboardScreen(Screen):
             self._explain_if_dead()
             if previous in LIVE_STATUSES:
                 self._announce_end()
-        if changed or status in LIVE_STATUSES:
+        if changed:
+            self._repaint({PROGRESS, WEIGHTS})  # the heatmap's title says `live` only while the run is
+        elif status in LIVE_STATUSES:
             self._repaint({PROGRESS})
         self._update_bindings()
 

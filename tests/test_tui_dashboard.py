@@ -436,9 +436,11 @@ async def test_a_followed_run_that_finishes_rings_and_notifies_once(runs: Path, 
             screen = app.screen
             assert screen.status == "running"
             # the engine's own resources, read from /proc for the pid in engine.lock
-            await wait_until(pilot, lambda: "RSS " in screen_text(app).splitlines()[0], what="the engine's resources")
-            assert "CPU " in screen_text(app).splitlines()[0]
+            # CPU % needs two samples of the process's times, so it comes a second after RSS.
+            await wait_until(pilot, lambda: "RSS " in screen_text(app).splitlines()[0], what="the engine's memory")
+            await wait_until(pilot, lambda: "CPU " in screen_text(app).splitlines()[0], what="the engine's CPU %")
             assert not bells and not app._notifications
+            assert "· live" in screen_text(app)  # the ω heatmap follows the newest snapshot
             with open(run_dir / EVENTS, "a") as f:
                 f.write(json.dumps(end) + "\n")
             write_summary(run_dir, {**read_summary(run_dir), "status": "finished"})
@@ -450,6 +452,7 @@ async def test_a_followed_run_that_finishes_rings_and_notifies_once(runs: Path, 
             (note,) = list(app._notifications)
             assert note.message == f"{FINISHED_10} finished: final {end['final_acc']:.2f}%, best {end['best_acc']:.2f}%"
             assert "RSS " not in screen_text(app).splitlines()[0]  # not live: no resources
+            await wait_until(pilot, lambda: "· live" not in screen_text(app), what="the heatmap's title to drop `live`")
     finally:
         if lock_fd >= 0:
             os.close(lock_fd)
