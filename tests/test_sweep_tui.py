@@ -47,6 +47,9 @@ def runs(tmp_path, monkeypatch) -> Path:
 async def open_sweeps(pilot) -> None:
     await pilot.press("w")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.loaded, what="the sweeps")
+    # The sweeps table's header is laid out a frame after its rows arrive; on a loaded machine the
+    # snapshot could catch the frame in between.
+    await pilot.pause(0.3)
     await pilot.pause()
 
 
