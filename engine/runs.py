@@ -172,8 +172,16 @@ def engine_alive(run_dir: Path) -> bool:
     The probe takes a *shared* lock: probes from several readers (UI, CLI) never mistake each
     other for an engine, which holds the lock exclusively.
     """
+    return lock_held(run_dir / LOCK)
+
+
+def lock_held(path: Path) -> bool:
+    """True while some process holds an exclusive flock on `path` (engine, task claim, scheduler).
+
+    The probe takes a *shared* lock, so several readers probing at once never see each other.
+    """
     try:
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -8,7 +8,6 @@ honest statuses (engine.runs.run_status) and, where the executor knows it, the s
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -21,7 +20,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..heartbeat import status_with_job
-from ..runs import atomic_write_text, create_run, ensure_runs_dir, read_summary, run_status, write_summary
+from ..runs import atomic_write_text, create_run, ensure_runs_dir, lock_held, read_summary, run_status, write_summary
 from .spec import RunPlan, SweepSpec
 from .task import claimed
 
@@ -254,19 +253,7 @@ def counts(states: dict[str, str]) -> dict[str, int]:
 
 def scheduler_alive(sweep: Sweep) -> bool:
     """True while a local scheduler holds the sweep's lock."""
-    try:
-        fd = os.open(sweep.dir / SCHEDULER_LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as e:
-        return e.errno in (errno.EAGAIN, errno.EACCES)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return lock_held(sweep.dir / SCHEDULER_LOCK)
 
 
 def take_scheduler_lock(sweep: Sweep) -> int | None:

@@ -11,7 +11,6 @@ one exits with CLAIMED at once.
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
 import json
 import os
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..rundir import checkpoint_path
-from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, read_summary, write_summary
+from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, lock_held, read_summary, write_summary
 
 TASK_LOCK = "task.lock"
 CLAIMED = 3  # exit code: another task holds this run's claim (it is running or starting it)
@@ -43,19 +42,7 @@ def claim(run_dir: Path) -> int | None:
 
 def claimed(run_dir: Path) -> bool:
     """True while some task holds the run's claim (a shared probe: probes never block each other)."""
-    try:
-        fd = os.open(run_dir / TASK_LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as e:
-        return e.errno in (errno.EAGAIN, errno.EACCES)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return lock_held(run_dir / TASK_LOCK)
 
 
 def claim_info(run_dir: Path) -> dict:
