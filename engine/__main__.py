@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         line = plain_line(event)
         if line:
             print(line, flush=True)
-        hold_at(event["type"])
+        hold_at(event["type"], event)
 
     try:
         from .lifecycle import train_run

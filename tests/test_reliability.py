@@ -24,7 +24,7 @@ from engine.config import load_preset
 from engine.launch import launch_detached
 from engine.runs import create_run, read_summary, run_status, stop_run
 from gdw_cli.main import app
-from lifecycle_helpers import SMALL, epoch_records, events, gdw_popen, last_line, mid_epoch
+from lifecycle_helpers import SMALL, epoch_records, events, gdw_popen, last_line
 
 EPOCHS = 3
 # Signal the engine at this iteration (or later) of the second epoch: after the first checkpoint,
@@ -41,7 +41,9 @@ def start_detached(runs_dir: Path, method: str) -> tuple[Path, subprocess.Popen]
     cfg = load_preset("digits-unif60", {"train.epochs": EPOCHS, "train.method": method, "train.device": "cpu",
                                         "train.step_events_per_s": 10000})
     run_dir = create_run(runs_dir, cfg)
-    return run_dir, launch_detached(run_dir, env={"OMP_NUM_THREADS": "1"})
+    # The engine waits, inside its second epoch, until the test has acted (engine/hold.py).
+    hold = f"step@{SIGNAL_AT[0]}.{SIGNAL_AT[1]}:{run_dir / 'release'}"
+    return run_dir, launch_detached(run_dir, env={"OMP_NUM_THREADS": "1", "GDW_TEST_HOLD": hold})
 
 
 def final_acc_line(stdout: str) -> float:
@@ -72,7 +74,7 @@ def lifecycle(tmp_path_factory):
         assert time.monotonic() < deadline, f"engines never reached epoch 2: {list(pending)}"
         for name, (run_dir, proc) in list(pending.items()):
             assert proc.poll() is None, f"{name} exited early ({proc.returncode}): {(run_dir / 'engine.log').read_text()}"
-            if not mid_epoch(run_dir, *SIGNAL_AT):
+            if not (run_dir / "release.held").exists():  # not yet held inside its second epoch
                 continue
             # SIGKILL, or SIGTERM exactly as `gdw stop` sends it (test_cli drives `gdw stop` itself).
             if name.startswith("kill"):
@@ -83,6 +85,7 @@ def lifecycle(tmp_path_factory):
                     f.write('{"type":"weights","v":1,"t":1.0,"omega":[[0.1')
             else:
                 assert stop_run(run_dir)
+                (run_dir / "release").touch()  # let it finish the iteration, checkpoint and exit
             del pending[name]
         time.sleep(0.02)
 

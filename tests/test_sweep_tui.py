@@ -94,8 +94,7 @@ async def test_report_stop_and_resume_keys(runs, monkeypatch):
         await pilot.pause()
         await pilot.press("y")
         await wait_until(pilot, lambda: find_sweep(runs, SWEEP_ID).stopped, what="the sweep to be marked stopped")
-        await pilot.pause(0.3)
-        assert "(stopped)" in screen_text(app)
+        await wait_until(pilot, lambda: "(stopped)" in screen_text(app), what="the list to show the sweep stopped")
         await pilot.press("R")
         await wait_until(pilot, lambda: started == [SWEEP_ID], what="the sweep's scheduler to start")
         assert not find_sweep(runs, SWEEP_ID).stopped
