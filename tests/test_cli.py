@@ -29,7 +29,7 @@ def cli(*args: str):
     return runner.invoke(app, list(args))
 
 
-def long_run(runs_dir: Path, epochs: int = 200) -> tuple[Path, subprocess.Popen]:
+def long_run(runs_dir: Path, epochs: int = 2000) -> tuple[Path, subprocess.Popen]:
     """A detached engine (as the UI starts it) that is still running whenever a test looks."""
     cfg = load_preset("digits-unif60", {"train.epochs": epochs, "train.device": "cpu", "train.step_events_per_s": 10000})
     run_dir = create_run(runs_dir, cfg)
