@@ -442,7 +442,12 @@ class DashboardScreen(Screen):
 
     def _show_class_range(self) -> None:
         """`classes 1–10 of 100 · ↑↓ scroll` under the bars when they do not all fit."""
-        scroll = self.query_one("#class-scroll", VerticalScroll)
+        # Called after a refresh, which can come after the screen was closed (found by the soak:
+        # leaving the dashboard while the bars were being laid out raised NoMatches).
+        found = self.query("#class-scroll")
+        if not found:
+            return
+        scroll = found.first(VerticalScroll)
         n, rows = len(self.model.per_class_acc), scroll.scrollable_content_region.height
         hint = ""
         if rows and n > rows:

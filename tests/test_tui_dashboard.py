@@ -509,3 +509,16 @@ class TestHeatmapHitTesting:
         assert halfblock_cell_at(3 + 6, 1 + 2, 3, 25, (10, 4), 50, 2, 100, hit) == ((10 + 5) * 2, (4 + 6) * 2)
         assert halfblock_cell_at(3 + 6, 1 + 25, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # below the rows
         assert halfblock_cell_at(3 + 46, 1, 3, 25, (10, 4), 50, 2, 100, (0, 0)) is None  # past the last tile
+
+
+async def test_a_class_range_update_after_the_dashboard_closed_is_harmless(fixture_runs: Path) -> None:
+    """The class-range hint is updated after a refresh, which can come once the screen is gone
+    (the soak caught `NoMatches` from it when leaving a dashboard mid-layout)."""
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_caught_up(pilot)
+        dashboard = app.screen
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is not dashboard and not dashboard.is_attached, what="the dashboard to close")
+        dashboard._show_class_range()  # must not raise
+        assert app.is_running
