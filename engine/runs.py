@@ -195,6 +195,23 @@ def lock_held(path: Path) -> bool:
         os.close(fd)
 
 
+def try_lock(path: Path, holder: str) -> int | None:
+    """An exclusive flock on `path` for this process, `holder` written in it; None if another holds it.
+
+    The descriptor stays open (and the lock held) for the life of the process (a task's claim, a
+    sweep's scheduler lock).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, holder.encode())
+    return fd
+
+
 def acquire_lock(run_dir: Path, wait_s: float = 0.5) -> int:
     """Take the run's lock for this engine process; ConfigError if another engine holds it.
 

@@ -8,7 +8,6 @@ honest statuses (engine.runs.run_status) and, where the executor knows it, the s
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..heartbeat import status_with_job
-from ..runs import atomic_write_text, create_run, ensure_runs_dir, lock_held, read_summary, run_status, write_summary
+from ..runs import atomic_write_text, create_run, ensure_runs_dir, lock_held, read_summary, run_status, try_lock, write_summary
 from .spec import RunPlan, SweepSpec
 from .task import claimed
 
@@ -258,12 +257,4 @@ def scheduler_alive(sweep: Sweep) -> bool:
 
 def take_scheduler_lock(sweep: Sweep) -> int | None:
     """The sweep's scheduler lock for this process (kept for its life); None if another scheduler has it."""
-    fd = os.open(sweep.dir / SCHEDULER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+    return try_lock(sweep.dir / SCHEDULER_LOCK, f"{os.getpid()}\n")

@@ -11,7 +11,6 @@ one exits with CLAIMED at once.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..rundir import checkpoint_path
-from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, lock_held, read_summary, write_summary
+from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, lock_held, read_summary, try_lock, write_summary
 
 TASK_LOCK = "task.lock"
 CLAIMED = 3  # exit code: another task holds this run's claim (it is running or starting it)
@@ -27,17 +26,9 @@ CLAIMED = 3  # exit code: another task holds this run's claim (it is running or 
 
 def claim(run_dir: Path) -> int | None:
     """Take the run's claim for this process; None if another process holds it."""
-    fd = os.open(run_dir / TASK_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
     # Who holds it and where: the local scheduler reads the GPU slot back when it adopts the run.
-    os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
-                             "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}).encode())
-    return fd  # kept open (and locked) for the life of the process
+    holder = {"pid": os.getpid(), "host": os.uname().nodename, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return try_lock(run_dir / TASK_LOCK, json.dumps(holder))
 
 
 def claimed(run_dir: Path) -> bool:
