@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, METHODS
 from engine.runs import read_summary
@@ -92,6 +93,17 @@ class SweepsScreen(Screen):
         self.methods: list[str] = []
         self.summaries: dict[str, dict[str, Any]] = {}
         self.loaded = False
+        # What each table shows now: a refresh that reads the same rebuilds nothing (no flicker, no
+        # frame with cleared columns, the cursor stays put).
+        self._shown: dict[str, Any] = {}
+        self._last_error = ""
+
+    def _unchanged(self, table_id: str, rows: list[tuple[Any, ...]]) -> bool:
+        signature = [tuple(c.markup if isinstance(c, Text) else str(c) for c in row) for row in rows]
+        if self._shown.get(table_id) == signature:
+            return True
+        self._shown[table_id] = signature
+        return False
 
     def compose(self) -> ComposeResult:
         yield Static(f" Sweeps · {self.runs_dir}", id="sweeps-title")
@@ -121,24 +133,41 @@ class SweepsScreen(Screen):
         summaries = {e["run_id"]: read_summary(shown.runs_dir / e["run_id"]) for e in shown.runs} if shown else {}
         self.app.call_from_thread(self._show, rows, summaries, slot_usage())
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A refresh, stop or resume that raised is said (once per message) and counted for the exit
+        code; the screen stays usable. (A refresh once failed silently on every tick, so the grid
+        never filled in.)"""
+        if event.state != WorkerState.ERROR:
+            return
+        what = f"reading the sweeps in {self.runs_dir}" if event.worker.group == "sweeps" else f"{event.worker.name.strip('_')} the sweep"
+        message = f"{what}: {type(event.worker.error).__name__}: {event.worker.error}"
+        self.app.report_background_error(what, event.worker.error)
+        if message != self._last_error:
+            self._last_error = message
+            self.notify(message, title="sweeps", severity="error")
+
     def _show(self, rows: list[tuple[Sweep, dict[str, str]]], summaries: dict[str, dict[str, Any]], slots: str) -> None:
         self.loaded = True
         self.sweeps = [s for s, _ in rows]
         self.summaries = summaries
         table = self.query_one("#sweeps-table", DataTable)
         keep = self.sweep_id
-        table.clear()
+        table_rows = []
         for sweep, states in rows:
             c = counts(states)
-            table.add_row(sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
-                          str(c["pending"]), sweep.executor + (" (stopped)" if sweep.stopped else ""), key=sweep.id)
+            table_rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
+                               str(c["pending"]), sweep.executor + (" (stopped)" if sweep.stopped else "")))
         ids = [s.id for s in self.sweeps]
+        if not self._unchanged("sweeps", table_rows):
+            table.clear()
+            for row in table_rows:
+                table.add_row(*row, key=row[0])
         empty = self.query_one("#sweeps-empty", Static)
         empty.display = not ids
         empty.update(f"No sweeps in {self.runs_dir} yet. Start one with `gdw sweep PRESET... --methods ... --seeds ...`.")
         if keep not in ids:
             keep = ids[0] if ids else None
-        if keep is not None:
+        if keep is not None and table.cursor_row != ids.index(keep):
             table.move_cursor(row=ids.index(keep), animate=False)
         self.query_one("#slots", Static).update(f" slots: {slots}")
         self._show_grid(keep, {s.id: states for s, states in rows}.get(keep, {}))
@@ -150,40 +179,52 @@ class SweepsScreen(Screen):
         if sweep is None:
             grid.clear(columns=True)
             self.query_one("#cell-runs", DataTable).clear()
+            self._shown.clear()
             return
         cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for e in sweep.runs:
             cells.setdefault((e["setting"], e["method"]), []).append(e)
         settings = list(dict.fromkeys(e["setting"] for e in sweep.runs))
         methods = [m for m in METHODS if any(k[1] == m for k in cells)]
-        cursor = grid.cursor_coordinate
-        if methods != self.methods or grid.column_count != len(methods) + 1:
-            grid.clear(columns=True)
-            grid.add_columns("setting", *methods)
-        else:
-            grid.clear()
-        self.cells, self.settings, self.methods = cells, settings, methods
+        grid_rows = []
         for setting in settings:
-            row = [setting]
+            row: list[Any] = [setting]
             for m in methods:
                 entries = cells.get((setting, m), [])
                 accs = [self.summaries[e["run_id"]]["final_acc"] for e in entries
                         if states.get(e["run_id"]) == "finished" and self.summaries.get(e["run_id"], {}).get("final_acc") is not None]
                 row.append(cell_text(entries, states, accs))
-            grid.add_row(*row, key=setting)
-        if cursor.row < grid.row_count and cursor.column < grid.column_count:
-            grid.cursor_coordinate = cursor
+            grid_rows.append(tuple(row))
+        new_columns = methods != self.methods or len(grid.columns) != len(methods) + 1
+        self.cells, self.settings, self.methods = cells, settings, methods
+        if not self._unchanged("grid", [(sweep.id, "setting", *methods), *grid_rows]):
+            cursor = grid.cursor_coordinate
+            if new_columns:
+                grid.clear(columns=True)
+                grid.add_columns("setting", *methods)
+            else:
+                grid.clear()
+            for row in grid_rows:
+                grid.add_row(*row, key=row[0])
+            if cursor.row < grid.row_count and cursor.column < len(grid.columns):
+                grid.cursor_coordinate = cursor
         self._show_cell_runs()
 
     def _show_cell_runs(self) -> None:
         table = self.query_one("#cell-runs", DataTable)
-        table.clear()
+        rows, keys = [], []
         for e in self.cell_entries():
             s = self.summaries.get(e["run_id"], {})
             status = self.states.get(e["run_id"], "created")
             symbol, colour = badge(status)
-            table.add_row(str(e["seed"]), Text(f"{symbol} {status}", style=colour), f"{s.get('epoch', 0)}/{s.get('epochs', '?')}",
-                          format_acc(s.get("final_acc")), Text(e["run_id"], style="dim"), key=e["run_id"])
+            rows.append((str(e["seed"]), Text(f"{symbol} {status}", style=colour), f"{s.get('epoch', 0)}/{s.get('epochs', '?')}",
+                         format_acc(s.get("final_acc")), Text(e["run_id"], style="dim")))
+            keys.append(e["run_id"])
+        if self._unchanged("cell-runs", rows):
+            return
+        table.clear()
+        for row, key in zip(rows, keys):
+            table.add_row(*row, key=key)
 
     def sweep(self) -> Sweep | None:
         return next((s for s in self.sweeps if s.id == self.sweep_id), None)

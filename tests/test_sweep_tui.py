@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from engine.runs import read_summary, write_summary
 from engine.sweep.spec import SweepSpec, expand
 from engine.sweep.store import create_sweep, find_sweep
-from fixtures.tui_support import screen_text, wait_until
+from fixtures.tui_support import screen_text, wait_settled, wait_until
 from gdw_tui.app import GdwApp
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui import sweeps_screen
@@ -48,9 +48,8 @@ async def open_sweeps(pilot) -> None:
     await pilot.press("w")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.loaded, what="the sweeps")
     # The sweeps table's header is laid out a frame after its rows arrive; on a loaded machine the
-    # snapshot could catch the frame in between.
-    await pilot.pause(0.3)
-    await pilot.pause()
+    # snapshot could catch a frame in between (CI once did, at 160×50).
+    await wait_settled(pilot)
 
 
 async def test_grid_marks_means_and_cell_runs(runs):
@@ -103,3 +102,48 @@ async def test_report_stop_and_resume_keys(runs, monkeypatch):
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
 def test_sweeps_screen_snapshot(snap_compare, runs, size):
     assert snap_compare(GdwApp(runs), terminal_size=size, run_before=open_sweeps)
+
+
+async def test_a_refresh_that_reads_the_same_rebuilds_nothing_and_a_change_shows(runs, monkeypatch):
+    """Every 2 s the screen re-reads the sweep: unchanged tables are left alone (no flicker, no frame
+    with cleared columns, the grid's cursor stays); a run that finishes in between shows."""
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        grid = app.screen.query_one("#grid-table", DataTable)
+        grid.focus()
+        await pilot.press("down", "right")
+        await pilot.pause()
+        cleared = []
+        with monkeypatch.context() as m:
+            m.setattr(DataTable, "clear", lambda self, columns=False: cleared.append(self.id))
+            app.screen.refresh_sweeps()
+            await wait_until(pilot, lambda: not any(w.is_running for w in app.screen.workers), what="the refresh to finish")
+            await pilot.pause()
+        assert cleared == [] and grid.cursor_coordinate == (1, 1)
+        imb = next(e for e in find_sweep(runs, SWEEP_ID).runs if (e["preset"], e["method"], e["seed"]) == ("digits-imb", "erm", 10))
+        s = read_summary(runs / imb["run_id"])
+        s.update(status="finished", final_acc=59.0, epoch=40)
+        write_summary(runs / imb["run_id"], s)
+        app.screen.refresh_sweeps()
+        await wait_until(pilot, lambda: str(grid.get_row("digits-imb")[1]) == "✓✓ 58.00±1.41", what="the finished run in the grid")
+        assert grid.cursor_coordinate == (1, 1)
+
+
+async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(runs, monkeypatch):
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+
+        def unreadable(sweep):
+            raise PermissionError(13, "Permission denied", str(sweep.dir))
+
+        monkeypatch.setattr(sweeps_screen, "run_states", unreadable)
+        app.screen.refresh_sweeps()
+        await wait_until(pilot, lambda: app.background_errors, what="the error to be counted")
+        app.screen.refresh_sweeps()
+        await wait_until(pilot, lambda: len(app.background_errors) == 2, what="the second error")
+        shown = [n.message for n in app._notifications]
+        assert len([m for m in shown if "Permission denied" in m]) == 1
+        assert app.background_errors[0][0] == "reading the sweeps in runs"
+        assert str(app.screen.query_one("#grid-table", DataTable).get_row("digits-clean")[1]) == "✓✓ 95.00±0.71"

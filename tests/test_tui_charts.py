@@ -14,7 +14,7 @@ import pytest
 from engine.events import read_events
 from fixtures.tui_support import (
     FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, INTERRUPTED, make_runs, screen_text, use_utc, wait_caught_up,
-    wait_until,
+    wait_settled, wait_until,
 )
 from gdw_tui.app import GdwApp
 from gdw_tui.compare import CompareScreen
@@ -324,5 +324,6 @@ def test_snapshot_no_color_curves_with_cursor(snap_compare, fixture_runs: Path, 
     async def cursor(pilot) -> None:
         await wait_caught_up(pilot)
         await pilot.press("1", "left")
+        await wait_settled(pilot)
 
     assert snap_compare(GdwApp(runs_dir, open_run=runs_dir / FINISHED_10), terminal_size=(80, 24), run_before=cursor)

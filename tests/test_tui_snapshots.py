@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, make_runs, use_utc, wait_caught_up, wait_until
+from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, make_runs, use_utc, wait_caught_up, wait_settled, wait_until
 from gdw_tui.app import GdwApp
 
 
@@ -32,6 +32,7 @@ def runs(snapshot_root: Path, monkeypatch) -> Path:
 
 async def caught_up(pilot) -> None:
     await wait_caught_up(pilot)
+    await wait_settled(pilot)
 
 
 class TestDashboard:
@@ -47,6 +48,7 @@ class TestDashboard:
         async def zoom(pilot) -> None:
             await wait_caught_up(pilot)
             await pilot.press("plus", "pagedown", "pagedown", "right")
+            await wait_settled(pilot)
 
         assert snap_compare(GdwApp(runs, open_run=runs / FINISHED_100), terminal_size=(160, 50), run_before=zoom)
 
@@ -54,6 +56,7 @@ class TestDashboard:
         async def ratio(pilot) -> None:
             await wait_caught_up(pilot)
             await pilot.press("h")
+            await wait_settled(pilot)
 
         assert snap_compare(GdwApp(runs, open_run=runs / FINISHED_100), terminal_size=(160, 50), run_before=ratio)
 
@@ -73,6 +76,7 @@ class TestRunsAndCompare:
         async def listed(pilot) -> None:
             await pilot.press("r")
             await wait_until(pilot, lambda: getattr(pilot.app.screen, "loaded", False), what="the run list")
+            await wait_settled(pilot)
 
         assert snap_compare(GdwApp(runs), terminal_size=(100, 16), run_before=listed)
 
@@ -82,5 +86,6 @@ class TestRunsAndCompare:
         async def compare(pilot) -> None:
             await pilot.app.push_screen(CompareScreen([runs / FINISHED_10, runs / FINISHED_MWNET]))
             await wait_until(pilot, lambda: getattr(pilot.app.screen, "loaded", False), what="the comparison")
+            await wait_settled(pilot)
 
         assert snap_compare(GdwApp(runs), terminal_size=(120, 36), run_before=compare)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from engine.runs import read_summary
 from engine.sweep.local import busy, stop_runs
 from engine.sweep.store import list_sweeps, scheduler_alive
-from fixtures.tui_support import screen_text, wait_until
+from fixtures.tui_support import screen_text, wait_settled, wait_until
 from gdw_cli.main import app as cli
 from gdw_tui.app import GdwApp
 from gdw_tui.presets_screen import MARK, PresetList, PresetsScreen
@@ -235,6 +235,6 @@ def test_sweep_form_snapshot(snap_compare, runs, size):
         form = await open_form(pilot, "clean", "imb")
         form.query_one("#method-erm", Checkbox).value = True
         await set_input(pilot, form, "seeds", "1,10,10")
-        await pilot.pause()
+        await wait_settled(pilot)
 
     assert snap_compare(GdwApp(runs), terminal_size=size, run_before=form_with_an_error)
