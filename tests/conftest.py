@@ -12,3 +12,30 @@ import tempfile
 _cache = tempfile.mkdtemp(prefix="gdw-tests-cache-")
 os.environ["XDG_CACHE_HOME"] = _cache
 atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_silent_background_errors(request, monkeypatch):
+    """Every GdwApp a test starts must end without a worker error, unless the test makes one on
+    purpose (marker `background_errors`). A worker that raised once went unnoticed for a whole
+    session: the sweeps screen's refresh failed on every tick and every test still passed."""
+    try:
+        from gdw_tui.app import GdwApp
+    except ImportError:  # the UI's dependencies are absent: no app can start
+        yield
+        return
+    apps: list = []
+    real_init = GdwApp.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        apps.append(self)
+
+    monkeypatch.setattr(GdwApp, "__init__", tracking_init)
+    yield
+    if request.node.get_closest_marker("background_errors") is None:
+        errors = [(what, repr(error)) for app in apps for what, error in app.background_errors]
+        assert not errors, f"a worker raised in the app: {errors}"

@@ -130,6 +130,7 @@ async def test_a_refresh_that_reads_the_same_rebuilds_nothing_and_a_change_shows
         assert grid.cursor_coordinate == (1, 1)
 
 
+@pytest.mark.background_errors
 async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(runs, monkeypatch):
     app = GdwApp(runs)
     async with app.run_test(size=(120, 40)) as pilot:

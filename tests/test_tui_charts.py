@@ -247,6 +247,7 @@ async def test_compare_names_every_run_and_aligns_lengths(runs: Path) -> None:
         assert "% of training" in screen_text(app)
 
 
+@pytest.mark.background_errors
 async def test_compare_reports_a_loading_error_and_stays_usable(fixture_runs: Path, monkeypatch) -> None:
     import gdw_tui.compare as compare
 

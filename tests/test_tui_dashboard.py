@@ -359,6 +359,7 @@ async def test_heatmap_view_scrolls_when_the_cursor_moves_not_when_drawn(fixture
 # --- 9. a reader that fails is reported, and the app stays usable -----------------------------------
 
 
+@pytest.mark.background_errors
 async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_runs: Path, monkeypatch) -> None:
     from gdw_tui import dashboard
 

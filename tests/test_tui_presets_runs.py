@@ -364,6 +364,7 @@ async def test_runs_screen_asks_the_app_to_stop_and_resume_by_message(runs: Path
         assert engine.poll() is None  # the screen itself stopped nothing
 
 
+@pytest.mark.background_errors
 async def test_a_failing_run_listing_is_reported_and_the_screen_stays(fixture_runs: Path, monkeypatch) -> None:
     real = gdw_tui.runs_screen.list_runs
 
@@ -448,6 +449,7 @@ def test_a_running_run_is_never_archived_or_deleted(runs: Path) -> None:
     assert archived == runs / ARCHIVE / INTERRUPTED and (archived / "events.jsonl").exists()
 
 
+@pytest.mark.background_errors
 async def test_unreadable_runs_leave_the_presets_usable_without_estimates(fixture_runs: Path, monkeypatch) -> None:
     import gdw_tui.presets_screen
 
