@@ -11,7 +11,9 @@ What runs meanwhile, in a fresh runs directory (a temporary one unless --runs-di
   * a real digits engine (`gdw run --headless digits-unif60`), restarted whenever it finishes.
 The UI opens the replayed run's dashboard (on the command line) and keeps it open underneath,
 cycling over it: tab keys 1-6, h, [ ], m; ? help; r for the runs list; the real run's dashboard
-with the same keys; back. In the last PRESETS_PHASE_S seconds it goes to the presets (that closes
+with the same keys; back; `w` for the sweeps screen (a 2×2×2 sweep made at the start, one of
+whose runs the soak marks finished with a new accuracy each cycle, so the grid changes), a cell,
+p for its report; back. In the last PRESETS_PHASE_S seconds it goes to the presets (that closes
 the replay's dashboard: re-opening it would re-read ~30 MB a minute of replay) and types in their
 filter, then help and the runs list again. The terminal is resized (160×50, 100×30, 80×24) every
 RESIZE_EVERY_S seconds (TIOCSWINSZ, then SIGWINCH to the UI's process group). At the end it
@@ -58,14 +60,14 @@ RESIZE_EVERY_S = 15.0
 KEY_PAUSE_S = 0.4  # between keys: a lone Escape needs a moment to be told from an escape sequence
 KEY_TIMEOUT_S = 5.0  # a key whose answer takes longer counts as unanswered
 PRESETS_PHASE_S = 25.0  # the last seconds: the presets screen
-CYCLE_S = 35.0  # about one cycle of screens (no new cycle starts that would run into the presets phase)
+CYCLE_S = 42.0  # about one cycle of screens (no new cycle starts that would run into the presets phase)
 LONG_GROWTH_FROM_S, LONG_GROWTH_LIMIT = 300.0, 0.10
 SHORT_GROWTH_FROM_S, SHORT_GROWTH_LIMIT = 20.0, 1.50
 REPLAY_STEPS_PER_S = 2000.0
 REPLAY_ITERS_PER_EPOCH = 490
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
 
-KEYS = {"escape": "\x1b", "enter": "\r", "up": "\x1b[A", "down": "\x1b[B", "ctrl+home": "\x1b[1;5H",
+KEYS = {"escape": "\x1b", "enter": "\r", "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C", "left": "\x1b[D", "ctrl+home": "\x1b[1;5H",
         "ctrl+end": "\x1b[1;5F"}
 
 
@@ -88,6 +90,7 @@ class Soak:
     next_sample: float = 0.0
     died_at: float | None = None
     first_frame_s: float | None = None  # start to the replay's dashboard on the terminal
+    sweep_runs: list[Path] = field(default_factory=list)  # the soak's sweep's run directories
 
     def elapsed(self) -> float:
         return time.time() - self.started
@@ -125,7 +128,9 @@ class Soak:
             time.sleep(min(0.1, max(0.0, end - time.time())))
 
     def key(self, name: str, marker: str | None = None) -> bool:
-        """Send one key; the latency is the time to `marker` in the output, or to the next output."""
+        """Send one key (a name in KEYS or one character); the latency is the time to `marker` in the output, or to the next output."""
+        if len(name) > 1 and name not in KEYS:
+            raise ValueError(f"no escape sequence for key {name!r} (add it to KEYS)")
         if self.done():
             return False
         since = self.term.size()
@@ -175,7 +180,21 @@ class Soak:
         self.key("escape")
         self.key("escape")  # back to the runs list
         self.key("escape")  # back to the replayed run's dashboard
+        self.sweeps()
         self.cycles += 1
+
+    def sweeps(self) -> None:
+        """The sweeps screen over the replay's dashboard, while one of its runs "finishes" anew."""
+        if self.sweep_runs:
+            finish_run(self.sweep_runs[self.cycles % len(self.sweep_runs)], 90.0 + self.cycles % 10)
+        self.key("w", "Sweeps ·")
+        self.key("enter")  # the grid
+        self.key("down")
+        self.key("right")
+        self.wait(2.5)  # a refresh tick (every 2 s) with the screen open
+        self.key("p", "Report")  # not "Report ·": the "·" sits where the sweeps title had it, so it is not redrawn
+        self.key("escape")
+        self.key("escape")  # back to the replayed run's dashboard
 
     def presets(self) -> None:
         """The presets, last: leaving the replay's dashboard for them closes it (re-opening would re-read
@@ -191,6 +210,24 @@ class Soak:
         self.key("escape")
         self.key("r", "Runs ·")
         self.key("escape")
+
+
+def make_sweep(runs_dir: Path) -> list[Path]:
+    """A sweep with no scheduler: its runs stay `created` until finish_run marks one finished."""
+    from engine.sweep.spec import SweepSpec, expand
+    from engine.sweep.store import create_sweep
+
+    spec = SweepSpec(presets=["digits-clean", "digits-imb"], methods=["erm", "gdw"], seeds=[1, 2], name="soak")
+    sweep = create_sweep(runs_dir, spec, expand(spec))
+    return [runs_dir / e["run_id"] for e in sweep.runs]
+
+
+def finish_run(run_dir: Path, acc: float) -> None:
+    from engine.runs import read_summary, write_summary
+
+    summary = read_summary(run_dir)
+    summary.update(status="finished", final_acc=acc, epoch=summary.get("epochs", 1))
+    write_summary(run_dir, summary)
 
 
 def wait_for_output(term: Terminal, since: int, timeout: float) -> float | None:
@@ -375,7 +412,7 @@ def soak(duration: float, runs_dir: Path) -> dict:
     engine = RealEngine(runs_dir, epochs=40 + 3 * int(duration), log=runs_dir / "engine.log")
     cols, rows = SIZES[0]
     term = Terminal([str(BIN / "gdw-tui"), "--runs-dir", str(runs_dir), str(replay_dir)], (cols, rows))
-    run = Soak(term, duration)
+    run = Soak(term, duration, sweep_runs=make_sweep(runs_dir))
     exit_code = None
     try:
         painted = term.wait_for("Accuracy %", timeout=60)
