@@ -37,5 +37,6 @@ def no_silent_background_errors(request, monkeypatch):
     monkeypatch.setattr(GdwApp, "__init__", tracking_init)
     yield
     if request.node.get_closest_marker("background_errors") is None:
-        errors = [(what, repr(error)) for app in apps for what, error in app.background_errors]
-        assert not errors, f"a worker raised in the app: {errors}"
+        errors = [f"{what}: {error!r}" for app in apps for what, error in app.background_errors]
+        distinct = list(dict.fromkeys(errors))
+        assert not errors, f"a worker raised in the app {len(errors)} time(s): " + "; ".join(distinct[:3])

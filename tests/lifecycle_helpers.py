@@ -91,3 +91,10 @@ def epoch_records(run_dir: Path) -> list[dict]:
 def last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def sweep_id(stdout: str) -> str:
+    """The id from `gdw sweep`'s last line, `sweep=SWEEP_ID`."""
+    line = last_line(stdout)
+    assert line.startswith("sweep="), stdout
+    return line[len("sweep="):]

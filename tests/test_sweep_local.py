@@ -21,19 +21,12 @@ import pytest
 from engine.runs import read_summary, run_status
 from engine.sweep.store import find_sweep, list_sweeps, scheduler_alive
 from engine.sweep.task import claim
-from lifecycle_helpers import ROOT, child_env, events, gdw, gdw_popen, last_line, wait_for
+from lifecycle_helpers import ROOT, child_env, events, gdw, gdw_popen, sweep_id, wait_for
 
-SWEEP_ID_LINE = "sweep="
 
 
 def run_starts(run_dir: Path) -> list[dict]:
     return [e for e in events(run_dir) if e["type"] == "run_start"]
-
-
-def sweep_id(stdout: str) -> str:
-    line = last_line(stdout)
-    assert line.startswith(SWEEP_ID_LINE), stdout
-    return line[len(SWEEP_ID_LINE):]
 
 
 @pytest.fixture(scope="module")

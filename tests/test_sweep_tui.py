@@ -148,3 +148,25 @@ async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(
         assert len([m for m in shown if "Permission denied" in m]) == 1
         assert app.background_errors[0][0] == "reading the sweeps in runs"
         assert str(app.screen.query_one("#grid-table", DataTable).get_row("digits-clean")[1]) == "✓✓ 95.00±0.71"
+
+
+async def test_the_grid_fills_in_live_while_a_real_sweep_runs(tmp_path):
+    """A real detached sweep (two 2-epoch digits runs, real engines) followed on the sweeps screen:
+    marks go from pending to finished and the means appear, with the runs' own final accuracies."""
+    from lifecycle_helpers import gdw, sweep_id
+
+    r = gdw("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--set", "train.epochs=2", "--device", "cpu",
+            "--workers", "2", "--detach", "--runs-dir", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    sweep = find_sweep(tmp_path, sweep_id(r.stdout))
+    app = GdwApp(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        grid = app.screen.query_one("#grid-table", DataTable)
+        first = [str(c) for c in grid.get_row("digits-clean")]
+        assert not any("✓" in c for c in first[1:]), first  # seen before any run finished
+        await wait_until(pilot, lambda: all(str(c).startswith("✓ ") for c in grid.get_row("digits-clean")[1:]),
+                         timeout=240, what="both runs finished in the grid")
+        accs = {e["method"]: read_summary(tmp_path / e["run_id"])["final_acc"] for e in sweep.runs}
+        assert [str(c) for c in grid.get_row("digits-clean")] == ["digits-clean", f"✓ {accs['erm']:.2f}", f"✓ {accs['gdw']:.2f}"]
+        assert [str(c) for c in app.screen.query_one("#sweeps-table", DataTable).get_row(sweep.id)][2:7] == ["2", "2", "0", "0", "0"]
