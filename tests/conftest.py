@@ -15,6 +15,22 @@ atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 import pytest  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fixture_runs(request, tmp_path_factory) -> Path:
+    """The synthesised and recorded fixture runs (tests/fixtures), made once per test module."""
+    from fixtures.tui_support import make_runs, use_utc
+
+    use_utc()
+    return make_runs(tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_")))
+
+
+@pytest.fixture
+def runs(tmp_path: Path, fixture_runs: Path) -> Path:
+    """A private copy of the fixture runs, for tests that change run directories."""
+    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from textual.widgets import DataTable, Input, RichLog, Static
 from engine.events import encode, make_event, read_events
 from fixtures.tui_support import (
     FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, INTERRUPTED, STOPPED,
-    make_runs, screen_text, use_utc, wait_caught_up, wait_until,
+    screen_text, wait_caught_up, wait_until,
 )
 from gdw_tui.app import GdwApp
 from gdw_tui.compare import CompareScreen
@@ -28,18 +27,6 @@ from gdw_tui.runs_screen import RunsScreen
 from gdw_tui.widgets.class_bars import ClassBars
 from gdw_tui.widgets.heatmap import Heatmap, format_value
 from gdw_tui.widgets.line_chart import LineChart
-
-
-@pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory) -> Path:
-    use_utc()
-    return make_runs(tmp_path_factory.mktemp("tui"))
-
-
-@pytest.fixture
-def runs(tmp_path: Path, fixture_runs: Path) -> Path:
-    """A private copy, for tests that change run directories."""
-    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
 
 
 def plain_text(renderable, width: int = 200) -> str:

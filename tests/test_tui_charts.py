@@ -13,7 +13,7 @@ import pytest
 
 from engine.events import read_events
 from fixtures.tui_support import (
-    FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, INTERRUPTED, make_runs, screen_text, use_utc, wait_caught_up,
+    FAILED, FINISHED_10, FINISHED_100, FINISHED_MWNET, INTERRUPTED, screen_text, wait_caught_up,
     wait_settled, wait_until,
 )
 from gdw_tui.app import GdwApp
@@ -22,18 +22,6 @@ from gdw_tui.formatting import format_duration
 from gdw_tui.help_screen import help_text
 from gdw_tui.series import BoundedSeries
 from gdw_tui.widgets.line_chart import Curve, LineChart, XInfo, ema, render_chart
-
-
-@pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory) -> Path:
-    use_utc()
-    return make_runs(tmp_path_factory.mktemp("charts"))
-
-
-@pytest.fixture
-def runs(tmp_path: Path, fixture_runs: Path) -> Path:
-    """A private copy, for tests that write into run directories."""
-    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
 
 
 def steps_of(runs_dir: Path, run_id: str) -> list[dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from textual.widgets import RichLog
 from engine.events import make_event, read_events
 from engine.runs import EVENTS, LOG as ENGINE_LOG, acquire_lock, create_run, read_summary, write_summary
 from fixtures.make_fixtures import run_config, synth_events
-from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, STOPPED, make_runs, screen_text, use_utc, wait_caught_up, wait_until
+from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, STOPPED, screen_text, use_utc, wait_caught_up, wait_until
 from gdw_tui.app import GdwApp
 from gdw_tui.config_screen import ConfigScreen
 from gdw_tui.dashboard import DashboardScreen
@@ -32,18 +31,6 @@ from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
 from gdw_tui.widgets.heatmap import Heatmap
 from gdw_tui.widgets.run_header import header_text
-
-
-@pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory) -> Path:
-    use_utc()
-    return make_runs(tmp_path_factory.mktemp("dash"))
-
-
-@pytest.fixture
-def runs(tmp_path: Path, fixture_runs: Path) -> Path:
-    """A private copy, for tests that change run directories."""
-    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
 
 
 def log_text(screen) -> str:

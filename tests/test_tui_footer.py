@@ -5,19 +5,12 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-import pytest
 from textual.widgets import Footer as TextualFooter
 from textual.widgets._footer import FooterKey
 
-from fixtures.tui_support import FINISHED_10, make_runs, use_utc, wait_caught_up
+from fixtures.tui_support import FINISHED_10, wait_caught_up
 from gdw_tui.app import GdwApp
 from gdw_tui.widgets.footer import Footer
-
-
-@pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory) -> Path:
-    use_utc()
-    return make_runs(tmp_path_factory.mktemp("footer"))
 
 
 async def live_footer_keys(app: GdwApp, pilot, presses: int) -> tuple[int, int]:

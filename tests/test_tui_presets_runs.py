@@ -5,7 +5,6 @@ the app, the runs screen's changes, filter, archive and delete, and plain-text n
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from engine.config import ConfigError, load_preset
 from engine.launch import CIFAR_FILES, preflight
 from engine.runs import ARCHIVE, archive_run, delete_run, list_runs
 from fixtures.tui_support import (
-    FINISHED_10, FINISHED_MWNET, INTERRUPTED, STOPPED, make_runs, screen_text, use_utc, wait_until,
+    FINISHED_10, FINISHED_MWNET, INTERRUPTED, STOPPED, screen_text, wait_until,
 )
 from gdw_tui.app import GdwApp
 from gdw_tui.estimate import NO_ESTIMATE, estimate_run_time, finished_runs
@@ -30,18 +29,6 @@ from gdw_tui.messages import LaunchRequested, ResumeRequested, StopRequested
 from gdw_tui.presets_screen import OTHER_HEADER, QUICK_HEADER, PresetList, PresetsScreen
 from gdw_tui.quit_screen import QuitScreen
 from gdw_tui.runs_screen import RunsScreen, changes_from_preset
-
-
-@pytest.fixture(scope="module")
-def fixture_runs(tmp_path_factory) -> Path:
-    use_utc()
-    return make_runs(tmp_path_factory.mktemp("uib"))
-
-
-@pytest.fixture
-def runs(tmp_path: Path, fixture_runs: Path) -> Path:
-    """A private copy, for tests that change run directories."""
-    return Path(shutil.copytree(fixture_runs, tmp_path / "runs"))
 
 
 @pytest.fixture(autouse=True)
