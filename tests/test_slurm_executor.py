@@ -20,7 +20,7 @@ import pytest
 from engine.runs import create_run, load_run_config, read_summary
 from engine.sweep.slurm import JOBS_FILE, SLURM_DIR
 from engine.sweep.store import find_sweep
-from lifecycle_helpers import ROOT, child_env, epoch_records, events, gdw, last_line
+from lifecycle_helpers import ROOT, child_env, epoch_records, events, gdw, sweep_id
 from lifecycle_helpers import wait_for as _wait_for
 
 SMALL = ["--device", "cpu", "--set", "train.step_events_per_s=10000"]
@@ -62,11 +62,20 @@ def wait_for(predicate, timeout: float, what: str):
     return _wait_for(slow, timeout=timeout, what=what)
 
 
-def _sweep_id(proc: subprocess.CompletedProcess) -> str:
+def _sweep(runs: Path, *args: str, timeout: float = 240):
+    """`gdw sweep ARGS --executor slurm` on the small CPU settings; the sweep it submitted."""
+    proc = gdw("sweep", *args, *SMALL, "--executor", "slurm", "--runs-dir", str(runs), timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    line = last_line(proc.stdout)
-    assert line.startswith("sweep="), proc.stdout
-    return line.removeprefix("sweep=")
+    return find_sweep(runs, sweep_id(proc.stdout))
+
+
+def _one_task(runs: Path, method: str, epochs: int):
+    """A one-run sweep on Slurm: the sweep, its run directory and its array task's job id."""
+    sweep = _sweep(runs, "digits-clean", "--methods", method, "--seeds", "1", "--set", f"train.epochs={epochs}",
+                   "--slurm-time", "10")
+    (run_dir,) = sweep.run_dirs()
+    (job,) = _jobs(sweep.dir).values()
+    return sweep, run_dir, job
 
 
 def _jobs(sweep_dir: Path) -> dict[str, str]:
@@ -85,11 +94,9 @@ def _scontrol(*args: str) -> None:
 @pytest.mark.usefixtures("slurm")
 def test_a_digits_sweep_runs_as_an_array_and_finishes(tmp_path):
     runs = tmp_path / "runs"
-    proc = gdw("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--set", "train.epochs=2", *SMALL,
-               "--executor", "slurm", "--slurm-partition", "debug", "--slurm-time", "10", "--slurm-cpus", "1",
-               "--slurm-mem", "1", "--slurm-setup", "echo setup-line-ran", "--wait", "--runs-dir", str(runs),
-               timeout=300)
-    sweep = find_sweep(runs, _sweep_id(proc))
+    sweep = _sweep(runs, "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--set", "train.epochs=2",
+                   "--slurm-partition", "debug", "--slurm-time", "10", "--slurm-cpus", "1", "--slurm-mem", "1",
+                   "--slurm-setup", "echo setup-line-ran", "--wait", timeout=300)
     assert [read_summary(d)["status"] for d in sweep.run_dirs()] == ["finished", "finished"]
     for d in sweep.run_dirs():
         assert isinstance(read_summary(d)["final_acc"], float)
@@ -125,11 +132,7 @@ def test_a_digits_sweep_runs_as_an_array_and_finishes(tmp_path):
 @pytest.mark.usefixtures("slurm")
 def test_a_requeued_task_resumes_and_ends_exactly_as_an_uninterrupted_run(tmp_path):
     runs = tmp_path / "runs"
-    proc = gdw("sweep", "digits-clean", "--methods", "gdw", "--seeds", "1", "--set", "train.epochs=25", *SMALL,
-               "--executor", "slurm", "--slurm-time", "10", "--runs-dir", str(runs))
-    sweep = find_sweep(runs, _sweep_id(proc))
-    (run_dir,) = sweep.run_dirs()
-    (job,) = _jobs(sweep.dir).values()
+    sweep, run_dir, job = _one_task(runs, "gdw", epochs=25)
 
     # The same run, uninterrupted, beside it (same config, same engine, one thread each).
     reference = create_run(tmp_path / "reference", load_run_config(run_dir))
@@ -159,11 +162,7 @@ def test_a_requeued_task_resumes_and_ends_exactly_as_an_uninterrupted_run(tmp_pa
 @pytest.mark.usefixtures("slurm")
 def test_stop_cancels_the_jobs_and_resume_submits_them_again(tmp_path):
     runs = tmp_path / "runs"
-    proc = gdw("sweep", "digits-clean", "--methods", "erm", "--seeds", "1", "--set", "train.epochs=200", *SMALL,
-               "--executor", "slurm", "--slurm-time", "10", "--runs-dir", str(runs))
-    sweep = find_sweep(runs, _sweep_id(proc))
-    (run_dir,) = sweep.run_dirs()
-    (first_job,) = _jobs(sweep.dir).values()
+    sweep, run_dir, first_job = _one_task(runs, "erm", epochs=200)
     wait_for(lambda: any(e["type"] == "epoch" for e in events(run_dir)), timeout=240, what="a first epoch under Slurm")
 
     stop = gdw("stop", sweep.id, "--runs-dir", str(runs))
