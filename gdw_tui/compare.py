@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from engine.runs import EVENTS, read_summary, run_status
 
+from .widgets.data_table import DataTable
 from .widgets.footer import Footer
 from .formatting import badge, format_acc, format_duration
 from .run_model import RunModel

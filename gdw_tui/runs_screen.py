@@ -11,13 +11,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import SCHEMA, ConfigError, load_preset, resolved_arch
 from engine.rundir import can_stop, resume_refusal
 from engine.runs import archive_run, delete_run, list_runs, load_run_config, run_status
 
+from .widgets.data_table import DataTable
 from .widgets.footer import Footer
 from .formatting import badge, format_acc, format_started
 from .messages import ResumeRequested, StopRequested

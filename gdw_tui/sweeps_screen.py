@@ -18,13 +18,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, METHODS
 from engine.runs import read_summary
 from engine.sweep.store import Sweep, counts, list_sweeps, run_states
 
+from .widgets.data_table import DataTable
 from .widgets.footer import Footer
 from .formatting import badge, format_acc
 
