@@ -131,15 +131,29 @@ def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bo
                       markup=False, highlight=False, soft_wrap=True)
         print(f"sweep={sweep.id}", flush=True)
         return 130
-    if foreground or wait:
-        c = counts(states)
-        if c["failed"]:
-            console.print(f"{c['failed']} run(s) failed; `gdw show {sweep.id}` lists them, `gdw resume {sweep.id}` retries them",
-                          markup=False, highlight=False, soft_wrap=True)
-    elif detach:
+    short = not_finished(sweep.reload(), states) if (foreground or wait) else []
+    if short:
+        console.print(f"{len(short)} of {len(states)} run(s) did not finish:", markup=False, highlight=False, soft_wrap=True)
+        for line in short:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"`gdw show {sweep.id}` lists them, `gdw resume {sweep.id}` retries them",
+                      markup=False, highlight=False, soft_wrap=True)
+    elif detach and not wait:
         console.print(f"scheduler detached; follow with `gdw show {sweep.id}` or `gdw-tui`", markup=False, highlight=False, soft_wrap=True)
     print(f"sweep={sweep.id}", flush=True)
-    return 1 if (foreground or wait) and counts(states)["failed"] else 0
+    return 1 if short else 0
+
+
+def not_finished(sweep: Sweep, states: dict[str, str]) -> list[str]:
+    """`RUN status (why)` for each run that ended without finishing: failed, killed, missing, or left
+    pending by a scheduler that died. A sweep the user stopped may leave runs stopped or pending."""
+    out = []
+    for run_id, status in states.items():
+        if status == "finished" or (sweep.stopped and status in ("stopped", "created", "interrupted")):
+            continue
+        message = read_summary(sweep.runs_dir / run_id).get("message") if status == "failed" else ""
+        out.append(f"{run_id} {status}" + (f" ({message})" if message else ""))
+    return out
 
 
 def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
@@ -381,9 +395,11 @@ def report_cmd(
     text = render(report, fmt or "md")
     if out is None:
         sys.stdout.write(text)
-        return
-    try:
-        Path(out).expanduser().write_text(text, encoding="utf-8")
-    except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror}")
-    console.print(f"wrote {out}", markup=False, highlight=False)
+    else:
+        try:
+            Path(out).expanduser().write_text(text, encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot write {out}: {e.strerror}")
+        console.print(f"wrote {out}", markup=False, highlight=False)
+    for note in report.notes:  # on stderr: the table stays clean for a file, the reader still sees them
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
