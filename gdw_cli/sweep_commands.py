@@ -22,7 +22,7 @@ from engine.sweep.spec import (
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import preflight
-from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
+from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 
 console = Console()
 err = Console(stderr=True)
@@ -244,13 +244,18 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
 
     root = runs_dir_from(runs_dir)
     table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
+    died = []
     for sweep in list_sweeps(root):
-        c = counts(run_states(sweep, _job_states(sweep, make_executor)))
-        scheduler = ("stopped" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-") if sweep.executor == "local" else (
-            "stopped" if sweep.stopped else "-")
+        states = run_states(sweep, _job_states(sweep, make_executor))
+        c = counts(states)
+        scheduler = scheduler_state(sweep, states)
+        if scheduler == "died":
+            died.append(sweep)
         table.add_row(sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
                       str(c["pending"]), sweep.executor, scheduler)
     _out().print(table)
+    for sweep in died:
+        _out().print(f"{sweep.id}: {died_hint(sweep)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _job_states(sweep: Sweep, make_executor: Any) -> dict[str, str]:
@@ -281,7 +286,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     out = _out()
     head = Table(show_header=False, box=None, pad_edge=False)
     for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", f"{sweep.executor} {sweep.options or ''}".strip()),
-                 ("scheduler", "stopped (gdw resume to go on)" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-"),
+                 ("scheduler", scheduler_line(sweep, states)),
                  ("directory", str(sweep.dir))]:
         head.add_row(k, v)
     out.print(head)
@@ -295,6 +300,11 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     out.print(runs)
     out.print(counts_line(sweep, states), markup=False, highlight=False)
     return True
+
+
+def scheduler_line(sweep: Sweep, states: dict[str, str]) -> str:
+    state = scheduler_state(sweep, states)
+    return {"stopped": "stopped (gdw resume to go on)", "died": died_hint(sweep)}.get(state, state)
 
 
 def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> bool:

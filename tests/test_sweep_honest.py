@@ -13,7 +13,7 @@ import signal
 
 from engine.rundir import checkpoint_path
 from engine.runs import lock_pid, read_summary, run_status
-from engine.sweep.store import find_sweep, list_sweeps
+from engine.sweep.store import find_sweep, list_sweeps, scheduler_alive
 from lifecycle_helpers import events, gdw, gdw_popen, sweep_id, wait_for
 
 
@@ -56,3 +56,26 @@ def test_a_killed_engine_is_failed_killed_and_said_by_wait_and_report(tmp_path):
     assert read_summary(first)["status"] == "finished"
     starts = [e for e in events(first) if e["type"] == "run_start"]
     assert len(starts) == 2 and starts[1]["start_epoch"] >= 1
+
+
+def test_a_dead_scheduler_is_said_and_resume_finishes_the_sweep(tmp_path):
+    r = gdw("sweep", "digits-unif60", "--methods", "erm", "--seeds", "1,10", "--set", "train.epochs=2", "--device", "cpu",
+            "--workers", "1", "--detach", "--runs-dir", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    sweep = find_sweep(tmp_path, sweep_id(r.stdout))
+    assert "died" not in gdw("sweeps", "--runs-dir", str(tmp_path)).stdout  # just started: alive or starting
+    first, second = (tmp_path / e["run_id"] for e in sweep.runs)
+    wait_for(lambda: run_status(first) == "running", what="the first run to start")
+    os.kill(int((sweep.dir / "scheduler.lock").read_text()), signal.SIGKILL)
+    wait_for(lambda: not scheduler_alive(sweep), what="the scheduler to be gone")
+    hint = f"scheduler died — resume with `gdw resume {sweep.id}`"
+    listed = gdw("sweeps", "--runs-dir", str(tmp_path)).stdout
+    row = next(line.split() for line in listed.splitlines() if line.startswith(sweep.id))
+    assert row[-1] == "died" and f"{sweep.id}: {hint}" in listed, listed
+    shown = gdw("show", sweep.id, "--runs-dir", str(tmp_path)).stdout
+    assert f"scheduler  {hint}" in shown, shown
+    done = gdw("resume", sweep.id, "--wait", "--runs-dir", str(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [read_summary(d)["status"] for d in (first, second)] == ["finished", "finished"]
+    listed = gdw("sweeps", "--runs-dir", str(tmp_path)).stdout
+    assert next(line.split() for line in listed.splitlines() if line.startswith(sweep.id))[-1] == "-"

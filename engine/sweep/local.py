@@ -28,8 +28,8 @@ from typing import Any, Callable
 from ..config import ConfigError
 from ..launch import cuda_device_count, launch_detached
 from ..rundir import LOG, checkpoint_path
-from ..runs import engine_alive, load_run_config, read_summary, write_summary
-from .store import SCHEDULER_LOG, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
+from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
+from .store import SCHEDULER_LOG, SCHEDULER_PID, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
 from .task import CLAIMED, claim, claim_info, claimed, task_command
 
 POLL_S = 0.05  # how often finished children are noticed: a free slot is refilled within this
@@ -310,13 +310,18 @@ def stop_runs(run_dirs: list[Path]) -> list[Path]:
 def start_detached_scheduler(sweep: Sweep) -> subprocess.Popen:
     log = open(sweep.dir / SCHEDULER_LOG, "ab")
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "engine.sweep.local", "--sweep-dir", str(sweep.dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
         log.close()
+    try:  # until it holds its lock, readers see it "starting", not "died"
+        atomic_write_text(sweep.dir / SCHEDULER_PID, f"{proc.pid} {os.uname().nodename}\n")
+    except OSError:
+        pass
+    return proc
 
 
 def wait_for_scheduler_exit(sweep: Sweep, timeout_s: float) -> bool:
