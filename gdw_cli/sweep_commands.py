@@ -348,27 +348,51 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
     return True
 
 
-def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = False) -> bool:
+def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = False, restart: list[str] | None = None) -> bool:
     """`gdw resume SWEEP`: finished runs skipped, the others resumed or started; runs still
-    going are adopted. Safe to run twice: no run is ever started twice."""
+    going are adopted. Safe to run twice: no run is ever started twice. `restart`: runs of the
+    sweep to start over (e.g. a corrupt checkpoint), each attempt kept under attempts/N/."""
     from engine.sweep.local import busy, wait_for_scheduler_exit
+    from engine.sweep.task import restart as start_over
 
     root = runs_dir_from(runs_dir)
     try:
         sweep = sweep_of(root, ref)
         if sweep is None:
+            if restart:
+                raise ConfigError("--restart RUN starts a run of a sweep over: `gdw resume SWEEP --restart RUN`")
             return False
+        again = [sweep_run(sweep, r) for r in restart or []]
         if sweep.executor == "local" and sweep.stopped and scheduler_alive(sweep):
             wait_for_scheduler_exit(sweep, 30.0)  # the scheduler of a stopped sweep ends with its last run
         if sweep.executor == "slurm":
             preflight(sweep.executor, sweep.options)
+        for run_dir in again:
+            start_over(run_dir)
+            console.print(f"{run_dir.name}: starts over (the old attempt is kept under {run_dir.name}/attempts/)",
+                          markup=False, highlight=False, soft_wrap=True)
         sweep.set_stopped(False)
     except ConfigError as e:
         _fail(str(e))
-    todo = [d for d in sweep.run_dirs() if read_summary(d).get("status") != "finished" or busy(d)]
-    console.print(f"sweep {sweep.id}: {len(sweep.runs) - len(todo)} finished, {len(todo)} to resume, adopt or start",
-                  markup=False, highlight=False, soft_wrap=True)
+    missing = [d for d in sweep.run_dirs() if not d.is_dir()]
+    todo = [d for d in sweep.run_dirs() if d.is_dir() and (read_summary(d).get("status") != "finished" or busy(d))]
+    gone = f"; {len(missing)} missing (deleted): {', '.join(d.name for d in missing)}" if missing else ""
+    console.print(f"sweep {sweep.id}: {len(sweep.runs) - len(todo) - len(missing)} finished, {len(todo)} to resume, "
+                  f"adopt or start{gone}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, todo, detach, wait))
+
+
+def sweep_run(sweep: Sweep, ref: str) -> Path:
+    """A run of the sweep: its id, or a unique prefix or suffix of one; ConfigError otherwise."""
+    ids = [e["run_id"] for e in sweep.runs]
+    matches = [i for i in ids if i == ref] or [i for i in ids if i.startswith(ref) or i.endswith(ref)]
+    if len(matches) != 1:
+        what = "is ambiguous" if matches else "is not a run of"
+        raise ConfigError(f"--restart {ref} {what} sweep {sweep.id} (its runs: `gdw show {sweep.id}`)")
+    run_dir = sweep.runs_dir / matches[0]
+    if not run_dir.is_dir():
+        raise ConfigError(f"--restart {ref}: run {matches[0]} is missing (its directory was deleted)")
+    return run_dir
 
 
 # --- gdw report ---------------------------------------------------------------------------------------

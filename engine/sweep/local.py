@@ -253,8 +253,12 @@ def record_exit(run_dir: Path, rc: int | None, sweep_stopped: bool) -> dict[str,
         except ValueError:
             name = f"signal {-rc}"
         why = f"killed ({name}; out of memory?) before it ended"
-    elif rc == 2:  # the engine refused to start or resume, before touching the run
-        why = f"cannot {'resume' if checkpoint_path(run_dir).exists() else 'start'}: {engine_error(run_dir) or 'see engine.log'}"
+    elif rc == 2 and checkpoint_path(run_dir).exists():  # the engine refused to resume (e.g. a corrupt checkpoint)
+        sweep = s.get("sweep") or "SWEEP"
+        why = (f"cannot resume: {engine_error(run_dir) or 'see engine.log'}; `gdw resume {sweep} --restart {run_dir.name}`"
+               " starts it over, keeping this attempt")
+    elif rc == 2:  # the engine refused to start, before touching the run
+        why = f"cannot start: {engine_error(run_dir) or 'see engine.log'}"
     elif status in ("running", "created") and (rc or status == "running"):
         why = "the engine died without a final status (killed?)" if rc is None else (
             f"the engine exited with code {rc} without a final status (see engine.log)")
