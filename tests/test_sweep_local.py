@@ -135,7 +135,7 @@ def test_a_failed_run_does_not_stop_the_sweep_and_resume_retries_it(tmp_path):
     gdw_run, erm_run = (tmp_path / e["run_id"] for e in sweep.runs)
     assert read_summary(gdw_run)["status"] == "failed" and "diverged" in read_summary(gdw_run)["message"]
     assert read_summary(erm_run)["status"] == "finished"  # started after the failure: the sweep went on
-    assert "1 run(s) failed" in r.stdout
+    assert f"1 of 2 run(s) did not finish:\n  {gdw_run.name} failed (diverged" in r.stdout
     erm_ended = read_summary(erm_run)["ended"]
 
     again = gdw("resume", sweep.id, "--runs-dir", str(tmp_path), timeout=600)
