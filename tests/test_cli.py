@@ -218,4 +218,4 @@ def test_tui_serve_without_textual_serve_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)
     result = CliRunner().invoke(app, ["tui", "--serve", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)"
+    assert result.stderr.strip() == "error: --serve needs the 'serve' extra (textual_serve is not installed): pip install -e '.[serve]'"
