@@ -30,11 +30,14 @@ def colours(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
-def heatmap_png(matrix: list[list[float | None]], lo: float, hi: float) -> bytes:
+def heatmap_rgb(matrix: list[list[float | None]], lo: float, hi: float) -> np.ndarray:
     values = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
     cell = max(1, TARGET_PIXELS // max(values.shape))
-    rgb = np.repeat(np.repeat(colours(values, lo, hi), cell, axis=0), cell, axis=1)
-    return encode_png(rgb)
+    return np.repeat(np.repeat(colours(values, lo, hi), cell, axis=0), cell, axis=1)
+
+
+def heatmap_png(matrix: list[list[float | None]], lo: float, hi: float) -> bytes:
+    return encode_png(heatmap_rgb(matrix, lo, hi))
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

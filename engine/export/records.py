@@ -64,10 +64,16 @@ class Image:
     wall: float
 
     def png(self) -> bytes:
-        from .png import heatmap_png
+        from .png import encode_png
+
+        return encode_png(self.rgb())
+
+    def rgb(self) -> Any:
+        """H×W×3 uint8 pixels (numpy) of the heatmap, on the kind's fixed colour scale."""
+        from .png import heatmap_rgb
 
         lo, hi = IMAGE_RANGES[self.tag]
-        return heatmap_png(self.matrix, lo, hi)
+        return heatmap_rgb(self.matrix, lo, hi)
 
 
 Record = Scalar | Histogram | Image
