@@ -276,11 +276,10 @@ class GdwApp(App):
 
 
 def check_serve_available() -> None:
-    """--serve needs the optional textual-serve package; say how to get it instead of a traceback."""
-    try:
-        import textual_serve.server  # noqa: F401
-    except ImportError:
-        raise ConfigError("--serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)") from None
+    """--serve needs the optional textual-serve package; say which extra installs it instead of a traceback."""
+    from engine.extras import require
+
+    require("serve", "--serve")
 
 
 def run_tui(
