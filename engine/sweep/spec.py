@@ -29,9 +29,9 @@ from ..config import (
     METHODS, ConfigError, _suggest, coerce, load_preset, load_toml_file, lookup_field, parse_set,
     resolve_preset_path,
 )
+from .executor import EXECUTORS, check_executor
 
 PAPER_SEEDS = (1, 10, 100, 1000, 10000)  # appendix C
-EXECUTORS = ("local", "slurm")
 
 
 class Lines:
@@ -159,9 +159,7 @@ def check_grid_axis(name: str, values: list[Any]) -> tuple[str, list[Any]]:
 
 def parse_options(executor: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
     """Executor options by name: checked types, lists from comma-separated text; unknown names refused."""
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
-    schema = OPTIONS[executor]
+    schema = OPTIONS[check_executor(executor)]
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None:
