@@ -24,14 +24,11 @@ from engine.sweep.spec import (
 from engine.sweep.executor import check_executor, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 
+from .errors import fail, warn
+
 console = Console()
 err = Console(stderr=True)
 WAIT_POLL_S = 1.0
-
-
-def _fail(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _out() -> Console:
@@ -229,7 +226,7 @@ def sweep_cmd(
         root = runs_dir_from(runs_dir)
         sweep = create_sweep(root, spec, plans)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
                        f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
     where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
@@ -243,8 +240,9 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
 
     root = runs_dir_from(runs_dir)
     table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
-    died = []
-    for sweep in list_sweeps(root):
+    died: list[Sweep] = []
+    unreadable: list[str] = []
+    for sweep in list_sweeps(root, unreadable):
         states = run_states(sweep, _job_states(sweep, make_executor))
         c = counts(states)
         scheduler = scheduler_state(sweep, states)
@@ -255,6 +253,8 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
     _out().print(table)
     for sweep in died:
         _out().print(f"{sweep.id}: {died_hint(sweep)}", markup=False, highlight=False, soft_wrap=True)
+    for line in unreadable:
+        warn(f"{line} (sweep left out)")
 
 
 def _job_states(sweep: Sweep, make_executor: Any) -> dict[str, str]:
@@ -278,7 +278,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     try:
         sweep = sweep_of(root, ref)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if sweep is None:
         return False
     states = run_states(sweep, _job_states(sweep, make_executor))
@@ -319,7 +319,7 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
         sweep.set_stopped(True)
         executor = make_executor(sweep.executor, sweep.options)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     deadline = time.time() + wait_s
     signalled = set()
     while True:  # again and again: a task launched just before the flag was set is stopped too
@@ -372,7 +372,7 @@ def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = F
                           markup=False, highlight=False, soft_wrap=True)
         sweep.set_stopped(False)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     missing = [d for d in sweep.run_dirs() if not d.is_dir()]
     todo = [d for d in sweep.run_dirs() if d.is_dir() and (read_summary(d).get("status") != "finished" or busy(d))]
     gone = f"; {len(missing)} missing (deleted): {', '.join(d.name for d in missing)}" if missing else ""
@@ -419,7 +419,7 @@ def report_cmd(
         if not report.rows:
             raise ConfigError("no runs to report")
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if out is None and fmt is None and console.is_terminal:
         console.print(rich_table(report))
         return
@@ -432,7 +432,7 @@ def report_cmd(
         try:
             Path(out).expanduser().write_text(text, encoding="utf-8")
         except OSError as e:
-            _fail(f"cannot write {out}: {e.strerror}")
+            fail(f"cannot write {out}: {e.strerror}")
         console.print(f"wrote {out}", markup=False, highlight=False)
     for note in report.notes:  # on stderr: the table stays clean for a file, the reader still sees them
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
