@@ -316,10 +316,18 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
         sweep = sweep_of(root, ref)
         if sweep is None:
             return False
-        sweep.set_stopped(True)
         executor = make_executor(sweep.executor, sweep.options)
     except ConfigError as e:
         _fail(str(e))
+    try:
+        sweep.set_stopped(True)
+    except OSError as e:  # a full or read-only disk: stopping must not depend on writing
+        from engine.sweep.local import signal_scheduler
+
+        told = sweep.executor == "local" and signal_scheduler(sweep)
+        err.print(f"warning: cannot mark {sweep.dir.name}/sweep.json stopped ({e.strerror or e}); "
+                  + ("its scheduler was told by signal to start no more runs; " if told else "")
+                  + "stopping the runs", markup=False, highlight=False, soft_wrap=True)
     deadline = time.time() + wait_s
     signalled = set()
     while True:  # again and again: a task launched just before the flag was set is stopped too

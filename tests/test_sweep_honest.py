@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import resource
 import signal
 
 from engine.rundir import checkpoint_path
@@ -138,3 +139,26 @@ def test_a_corrupt_checkpoint_in_a_sweep_is_said_and_the_run_can_start_over(tmp_
     bad = gdw("resume", sweep.id, "--restart", "nosuchrun", "--runs-dir", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.strip() == (
         f"error: --restart nosuchrun is not a run of sweep {sweep.id} (its runs: `gdw show {sweep.id}`)")
+
+
+def no_file_writes() -> None:
+    """In the child: every write of a byte to a file fails (EFBIG), as on a full disk."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_stop_sweep_works_when_sweep_json_cannot_be_written(tmp_path):
+    r = gdw("sweep", "digits-unif60", "--methods", "erm", "--seeds", "1,10", "--set", "train.epochs=40", "--device", "cpu",
+            "--workers", "1", "--detach", "--runs-dir", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    sweep = find_sweep(tmp_path, sweep_id(r.stdout))
+    first, second = (tmp_path / e["run_id"] for e in sweep.runs)
+    wait_for(lambda: checkpointed(first), timeout=300, what="the first run to checkpoint an epoch")
+    stop = gdw("stop", sweep.id, "--runs-dir", str(tmp_path), preexec_fn=no_file_writes)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "Traceback" not in stop.stderr and stop.stderr.startswith(
+        f"warning: cannot mark {sweep.id}/sweep.json stopped (File too large); its scheduler was told by signal"), stop.stderr
+    wait_for(lambda: not scheduler_alive(sweep), what="the scheduler to end")
+    assert run_status(first) == "stopped" and run_status(second) == "created"  # stopped, and nothing else started
+    assert not find_sweep(tmp_path, sweep.id).stopped  # it could not be written
+    assert "stop requested by signal: no more runs start" in (sweep.dir / "scheduler.log").read_text()
