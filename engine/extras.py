@@ -19,7 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plot": ("matplotlib",),
     "tensorboard": ("tensorboard",),
     "mlflow": ("mlflow",),
-    "wandb": ("wandb",),
+    "wandb": ("wandb", "PIL"),
 }
 
 

@@ -24,7 +24,11 @@ from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
+<<<<<<< HEAD
 from . import plot_command, sweep_commands
+=======
+from . import export_command, sweep_commands
+>>>>>>> main
 from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
 from .help_format import Command
@@ -168,10 +172,11 @@ def resume(
     headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI (the default when stdout is not a terminal)"),
     detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
     wait: bool = typer.Option(False, "--wait", help="a sweep: return only when every run has ended"),
+    restart: Optional[list[str]] = typer.Option(None, "--restart", metavar="RUN", help="a sweep: start this run over (e.g. a corrupt checkpoint), keeping its attempt under attempts/N/ (repeatable)"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
-    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
+    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait, restart):
         return
     if not detach:
         headless = headless_unless_terminal(headless)
@@ -387,7 +392,11 @@ def bench(
 
 
 sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
+<<<<<<< HEAD
 plot_command.register(app)  # gdw plot
+=======
+export_command.register(app)  # gdw export
+>>>>>>> main
 
 
 def main() -> None:
