@@ -24,11 +24,7 @@ from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
-<<<<<<< HEAD
-from . import plot_command, sweep_commands
-=======
-from . import export_command, sweep_commands
->>>>>>> main
+from . import export_command, plot_command, sweep_commands
 from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
 from .help_format import Command
@@ -392,11 +388,8 @@ def bench(
 
 
 sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
-<<<<<<< HEAD
-plot_command.register(app)  # gdw plot
-=======
 export_command.register(app)  # gdw export
->>>>>>> main
+plot_command.register(app)  # gdw plot
 
 
 def main() -> None:
