@@ -273,6 +273,27 @@ class GdwApp(App):
         self.notify(shown, title="exported")
         for log in self.screen.query("#log").results(RichLog):  # the dashboard's log pane
             log.write(f"exported {shown}")
+        self._export_figures()
+
+    def _export_figures(self) -> None:
+        """The dashboard's run or the selected sweep: its paper figures too (`gdw plot`, in a child process)."""
+        from textual.widgets import RichLog
+
+        from .figures import figures_target, write_figures
+
+        target = figures_target(self.screen, self.runs_dir)
+        if target is None:
+            return
+        screen = self.screen
+
+        async def figures() -> None:
+            ok, message = await write_figures(target[0], target[1], self.runs_dir)
+            self.notify(message, title="figures" if ok else "figures not written", severity="information" if ok else "error")
+            for log in screen.query("#log").results(RichLog) if screen.is_attached else []:  # still open
+                log.write(f"figures: {message}")
+
+        self.notify(f"drawing the figures of {Path(target[0]).name} into {target[1]}…", title="figures")
+        self.run_worker(figures(), group="figures", exit_on_error=False)
 
     def action_show_sweeps(self) -> None:
         from .sweeps_screen import SweepsScreen
