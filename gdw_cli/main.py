@@ -26,7 +26,7 @@ from engine.runs import (
     stop_run,
 )
 
-from . import export_command, sweep_commands
+from . import export_command, plot_command, sweep_commands
 from .errors import OneLineErrors, err, fail, warn
 from .headless import console, train_here
 from .help_format import Command
@@ -425,6 +425,7 @@ def bench(
 
 sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
 export_command.register(app)  # gdw export
+plot_command.register(app)  # gdw plot
 
 
 def main() -> None:
