@@ -285,7 +285,8 @@ def load_toml_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"preset file is not readable: {path}") from None
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise ConfigError(f"{path} is not valid TOML: line {line} is not UTF-8 text") from None
+        raise ConfigError(f"{path} is not valid TOML: line {line} is not UTF-8 text "
+                          f"(byte 0x{data[e.start]:02x} at position {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(toml_error(path, text, e)) from None
 

@@ -89,7 +89,7 @@ def test_a_utf8_byte_order_mark_is_read_past(tmp_path):
     assert any(line.startswith("bom-preset ") for line in listed.stdout.splitlines()), listed.stdout
     (presets / "latin1.toml").write_bytes(b'title = "caf\xe9"\n')
     line = one_line(cli("run", "--headless", str(presets / "latin1.toml"), "--runs-dir", str(tmp_path / "runs")))
-    assert line == f"error: {presets / 'latin1.toml'} is not valid TOML: line 1 is not UTF-8 text"
+    assert line == f"error: {presets / 'latin1.toml'} is not valid TOML: line 1 is not UTF-8 text (byte 0xe9 at position 12)"
 
 
 def test_gdw_sweeps_says_which_sweep_json_it_cannot_read(tmp_path):
