@@ -11,6 +11,7 @@ divergence, out of memory, a full disk or any other error, with its traceback.
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import os
 import platform
 import time
@@ -130,11 +131,10 @@ def _emit_run_start(run: Run, resumed: bool) -> None:
 
 
 def _torchvision_version() -> str:
+    """From the package metadata: importing torchvision for its version string cost ~2 s of every start."""
     try:
-        import torchvision
-
-        return torchvision.__version__
-    except Exception:  # pragma: no cover
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
         return "unavailable"
 
 

@@ -18,6 +18,7 @@ from rich.table import Column, Table
 
 from engine import __version__
 from engine.config import SCHEMA, TOP_LEVEL, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.fast_exit import exit_process
 from engine.method_table import METHODS
 from engine.rundir import resume_refusal
 from engine.runs import (
@@ -390,7 +391,10 @@ sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as e:  # a run trained here: skip the teardown of torch (engine.fast_exit)
+        exit_process(e.code)
 
 
 def tui_main() -> None:

@@ -1,7 +1,9 @@
 """The local executor: a bounded pool of detached run tasks on this machine.
 
-Torch-free. Each run is its own detached engine process (engine.launch.launch_detached running
-engine.sweep.task), placed on a slot: a GPU (`CUDA_VISIBLE_DEVICES`, `per_gpu` runs per GPU) or,
+Torch-free. Each run is its own engine process running engine.sweep.task, forked from the
+scheduler's fork server (engine.sweep.forkserver: torch and the engine are imported once per
+scheduler, not once per run; a detached `python -m engine.sweep.task` if the server is not
+available), placed on a slot: a GPU (`CUDA_VISIBLE_DEVICES`, `per_gpu` runs per GPU) or,
 without GPUs, one of `workers` CPU slots with the cores divided among them (OMP/MKL threads).
 
 The scheduler holds the sweep's `scheduler.lock` while it works. It starts each run at most once
@@ -27,7 +29,9 @@ from typing import Any, Callable
 
 from ..config import ConfigError
 from ..launch import cuda_device_count, launch_detached
+from ..rundir import LOG
 from ..runs import engine_alive, load_run_config, read_summary
+from .forkserver import ForkedRun, ForkServer, ForkServerGone
 from .store import SCHEDULER_LOG, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
 from .task import CLAIMED, claim_info, claimed, task_command
 
@@ -106,8 +110,10 @@ class Scheduler:
                  say: Callable[[str], None] = print):
         self.sweep, self.slots, self.on_refresh, self.say = sweep, slots, on_refresh, say
         self.free = list(range(len(slots)))
-        self.children: dict[str, tuple[subprocess.Popen, int]] = {}
+        self.children: dict[str, tuple[subprocess.Popen | ForkedRun, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
+        self.forkserver: ForkServer | None = None  # started with the first run
+        self.forkserver_failed = False
 
     def _take_slot(self, gpu: str | None = None) -> int | None:
         for i in self.free:
@@ -129,8 +135,20 @@ class Scheduler:
         except OSError:
             pass
 
+    def _start_process(self, run_dir: Path, slot: Slot) -> subprocess.Popen | ForkedRun:
+        """The run's own process: forked from the fork server, or a fresh `python -m engine.sweep.task`."""
+        if not self.forkserver_failed:
+            try:
+                if self.forkserver is None:
+                    self.forkserver = ForkServer()
+                return self.forkserver.start(run_dir, run_dir / LOG, slot.env(), slot.threads)
+            except (ForkServerGone, OSError) as e:
+                self.forkserver_failed = False
+                self.say(f"{time.strftime('%H:%M:%S')} fork server unavailable ({e}); each run now starts its own Python")
+        return launch_detached(run_dir, env=slot.env(), command=task_command(run_dir))
+
     def _launch(self, run_dir: Path, slot: int) -> None:
-        proc = launch_detached(run_dir, env=self.slots[slot].env(), command=task_command(run_dir))
+        proc = self._start_process(run_dir, self.slots[slot])
         self.children[run_dir.name] = (proc, slot)
         self._record(event="start", run_id=run_dir.name, slot=slot, pid=proc.pid)
         self.say(f"{time.strftime('%H:%M:%S')} started {run_dir.name} on {self.slots[slot].label()}")
@@ -195,6 +213,8 @@ class Scheduler:
                 self.on_refresh(self.sweep)
             return 0
         finally:
+            if self.forkserver is not None:
+                self.forkserver.close()
             os.close(lock)
 
 
