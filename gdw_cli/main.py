@@ -6,11 +6,12 @@ exit code 2. The torch-heavy engine is imported only by the commands that train 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -335,6 +336,17 @@ def tui(
     run_tui(root, presets_dir, open_run, serve=serve, port=port)
 
 
+@contextlib.contextmanager
+def progress_on_stderr(what: str) -> Iterator[Callable[[str], None]]:
+    """What a long measurement is doing, on stderr (stdout keeps the result, e.g. --json): one
+    line updated in place on a terminal, a line per step otherwise."""
+    if err.is_terminal:
+        with err.status(what) as status:
+            yield lambda message: status.update(f"{what}: {message}")
+    else:
+        yield lambda message: err.print(f"{what}: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command(cls=Command)
 def bench(
     methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
@@ -362,8 +374,9 @@ def bench(
 
         names = DEFAULT_BENCH_METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
 
-        result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
-                           augmentation, threads, malloc_tuning)
+        with progress_on_stderr("bench") as progress:
+            result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
+                               augmentation, threads, malloc_tuning, progress)
     except ConfigError as e:
         fail(str(e))
     if as_json:
