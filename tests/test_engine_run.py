@@ -114,7 +114,7 @@ def test_checkpoint_is_complete_and_loadable(gdw_run):
     import torch
 
     run_dir, _ = gdw_run
-    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == EPOCHS and state["iter"] == 0
     assert {"model", "optimizer", "method", "order_gen", "meta_gen", "aug_gen", "torch_rng", "history"} <= set(state)
     assert len(state["history"]) == EPOCHS and "vnet" in state["method"]

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+LOST = 255  # poll() of a child whose exit code died with the server (as multiprocessing says it)
 START_TIMEOUT_S = 600.0  # the first answer waits for the server's imports (seconds, or a minute loaded)
 
 
@@ -58,13 +59,17 @@ class ForkServerGone(RuntimeError):
 
 class ForkServer:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.sweep.forkserver"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            start_new_session=True, close_fds=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.sweep.forkserver"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                start_new_session=True, close_fds=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        except OSError as e:
+            raise ForkServerGone(f"cannot start the fork server: {e}") from None
         os.set_blocking(self.proc.stdout.fileno(), False)
         self._buffer = b""
         self._ended: dict[int, int] = {}
+        self.lost: set[int] = set()  # children whose exit code died with the server
 
     def start(self, run_dir: Path, log: Path, env: dict[str, str], threads: int) -> "ForkedRun":
         request = {"run_dir": str(run_dir), "log": str(log), "env": {**os.environ, **env, "PYTHONUNBUFFERED": "1"},
@@ -87,7 +92,8 @@ class ForkServer:
         if pid not in self._ended:
             self._read(timeout=0)
         if pid not in self._ended and self.proc.poll() is not None and not _alive(pid):
-            self._ended[pid] = -1  # the server died: the child's status is lost (its run says how it ended)
+            self._ended[pid] = LOST  # the server died: the child's status is lost (its run says how it ended)
+            self.lost.add(pid)
         return self._ended.get(pid)
 
     def _read(self, timeout: float) -> list[dict[str, Any]]:
@@ -131,6 +137,11 @@ class ForkedRun:
 
     def poll(self) -> int | None:
         return self.server.returncode(self.pid)
+
+    @property
+    def status_lost(self) -> bool:
+        """It ended after its server died: poll() says LOST, its real exit code is unknown."""
+        return self.pid in self.server.lost
 
 
 def _alive(pid: int) -> bool:
