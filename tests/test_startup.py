@@ -153,3 +153,39 @@ def test_the_fork_server_initialises_no_cuda_and_starts_no_thread_before_forking
     assert r.returncode == 0, r.stderr[-3000:]
     state = json.loads(r.stdout.strip().splitlines()[-1])
     assert state == {"touched": [], "initialized": False, "threads": ["MainThread"]}
+
+
+def fork_server_of(pid: int) -> int | None:
+    """The pid of the fork server the process `pid` started (engine.sweep.forkserver), if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"engine.sweep.forkserver" in cmdline and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            return int(proc.name)
+    return None
+
+
+def test_a_killed_fork_server_takes_no_run_and_the_sweep_goes_on(tmp_path):
+    hold = tmp_path / "go"
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(gdw_command() + sweep_command(runs, "--set", "train.epochs=2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=child_env(GDW_TEST_HOLD=f"epoch:{hold}"))
+    try:
+        sweep = wait_for(lambda: (list_sweeps(runs) or [None])[0], proc=proc, what="the sweep directory")
+        run_dirs = [runs / e["run_id"] for e in sweep.runs]
+        wait_for(lambda: sum(any(e["type"] == "epoch" for e in events(d)) for d in run_dirs) == 2, proc=proc,
+                 timeout=600, what="two runs to train")
+        os.kill(fork_server_of(proc.pid), signal.SIGKILL)
+        hold.touch()
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    # The two forked runs outlived their server; the third started as a process of its own.
+    assert [read_summary(d)["status"] for d in run_dirs] == ["finished"] * 3, out
+    assert "fork server unavailable" in out and sweep_id(out) == sweep.id

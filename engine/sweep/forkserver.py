@@ -145,6 +145,12 @@ class ForkedRun:
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's init may be slow to reap it, or never)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
