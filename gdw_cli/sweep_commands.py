@@ -194,6 +194,8 @@ def sweep_cmd(
     slurm_setup: Optional[list[str]] = typer.Option(None, "--slurm-setup", help="a shell line before each task (repeatable)"),
     slurm_account: Optional[str] = typer.Option(None, "--slurm-account"),
     slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos"),
+    log: Optional[str] = typer.Option(None, "--log", metavar="BACKEND", help="every run streams its records live: tensorboard, mlflow or wandb (train.log)"),
+    log_to: Optional[str] = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)"),
 ) -> None:
     """Run a grid: presets × methods × seeds × --grid axes, as ordinary runs, on this machine or Slurm."""
     from engine.sweep.start import check_sweep
@@ -206,6 +208,9 @@ def sweep_cmd(
             spec.sets["data.data_dir"] = data_dir
         if device is not None:
             spec.sets["train.device"] = coerce("train.device", device)
+        for dotted, value in (("train.log", log), ("train.log_to", log_to)):
+            if value is not None:
+                spec.sets[dotted] = coerce(dotted, value)
         local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
         slurm = {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus, "cpus": slurm_cpus,
                  "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -23,15 +22,10 @@ from gdw_cli.main import app
 
 sys.path.insert(0, str(Path(__file__).parent))
 from export_support import (  # noqa: E402
-    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, free_port, make_sweep, mlflow_server, tensorboard_server, tool,
+    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, f32, free_port, make_sweep, mlflow_server, tensorboard_server, tool,
 )
 
 runner = CliRunner()
-
-
-def f32(x: float) -> float:
-    """What TensorBoard stores for a scalar (a 32-bit float)."""
-    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def gdw(*args: str):

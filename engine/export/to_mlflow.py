@@ -91,8 +91,8 @@ def sweep_parent(client: Any, exp_id: str, sweep_id: str, name: str | None) -> s
 class MlflowSink:
     """One gdw run as one MLflow run; `write` may be called many times (live), each adding only new points."""
 
-    def __init__(self, client: Any, exp_id: str, parent_run_id: str | None = None):
-        self.client, self.exp_id, self.parent = client, exp_id, parent_run_id
+    def __init__(self, client: Any, exp_id: str, parent_run_id: str | None = None, live: bool = False):
+        self.client, self.exp_id, self.parent, self.live = client, exp_id, parent_run_id, live
         self.run_id = ""
         self.done: dict[str, int] = {}  # series -> last step written
 
@@ -111,6 +111,8 @@ class MlflowSink:
                 if run.data.tags.get(k) != v:
                     self.client.set_tag(run.info.run_id, k, v)
         self.run_id = run.info.run_id
+        if self.live and run.info.status != "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")  # a resumed run trains again
         try:
             done = json.loads(run.data.tags.get(EXPORTED, "{}"))
             self.done = {k: v for k, v in done.items() if isinstance(k, str) and isinstance(v, int)}
