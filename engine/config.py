@@ -103,7 +103,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "log": Field(str, "none", "stream the run's records live to tensorboard, mlflow or wandb (needs that extra)",
                      choices=LOG_BACKENDS),
         "log_to": Field(str, "", "where --log writes: a directory (tensorboard, wandb; default RUNS_DIR/tensorboard, "
-                                 "RUNS_DIR/wandb) or an MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)"),
+                                 "RUNS_DIR/wandb) or an MLflow tracking URI (default $MLFLOW_TRACKING_URI, else SQLite in ./mlruns)"),
     },
 }
 TOP_LEVEL = {"title": Field(str, "", "one-line title"), "description": Field(str, "", "what the preset reproduces")}
