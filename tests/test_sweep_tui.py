@@ -3,20 +3,23 @@ snapshots at 80×24 and 160×50. Nothing on screen depends on the clock or the m
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from textual.widgets import DataTable
 
 from engine.runs import read_summary, write_summary
 from engine.sweep.spec import SweepSpec, expand
-from engine.sweep.store import create_sweep, find_sweep
+from engine.sweep.store import create_sweep, find_sweep, take_scheduler_lock
 from fixtures.tui_support import screen_text, wait_settled, wait_until
 from gdw_tui.app import GdwApp
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui import sweeps_screen
 from gdw_tui.sweeps_screen import ReportScreen, SweepsScreen
+from gdw_tui.textual_compat import notifications
 
 SWEEP_ID = "20251201-120000-digits"
 # (preset, method, seed) -> final accuracy; absent: still pending; None: failed.
@@ -25,7 +28,7 @@ RESULTS = {("digits-clean", "erm", 1): 95.5, ("digits-clean", "erm", 10): 94.5, 
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch) -> Path:
+def runs(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)  # a relative runs directory: no temporary path on screen
     real = time.strftime
     monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20251201-120000" if fmt == "%Y%m%d-%H%M%S" else real(fmt, *a))
@@ -41,7 +44,19 @@ def runs(tmp_path, monkeypatch) -> Path:
                      message="diverged at epoch 4, iteration 2: non-finite loss or weight" if acc is None else "")
             write_summary(Path("runs") / e["run_id"], s)
     monkeypatch.setattr(sweeps_screen, "slot_usage", lambda: "CPU load 0.5 on 2 cores")
-    return Path("runs")
+    # A sweep in progress: its scheduler (this process, here) holds the lock while runs wait.
+    SCHEDULER_LOCKS[SWEEP_ID] = take_scheduler_lock(sweep)
+    yield Path("runs")
+    release_scheduler(SWEEP_ID)
+
+
+SCHEDULER_LOCKS: dict[str, int] = {}
+
+
+def release_scheduler(sweep_id: str) -> None:
+    fd = SCHEDULER_LOCKS.pop(sweep_id, None)
+    if fd is not None:
+        os.close(fd)
 
 
 async def open_sweeps(pilot) -> None:
@@ -99,6 +114,15 @@ async def test_report_stop_and_resume_keys(runs, monkeypatch):
         assert not find_sweep(runs, SWEEP_ID).stopped
 
 
+async def test_a_dead_scheduler_is_said_with_the_key_that_resumes(runs):
+    release_scheduler(SWEEP_ID)  # the scheduler is gone (killed) while two runs still wait
+    app = GdwApp(runs)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_sweeps(pilot)
+        row = [str(c) for c in app.screen.query_one("#sweeps-table", DataTable).get_row(SWEEP_ID)]
+        assert row[7] == "local · scheduler died — R resumes", row
+
+
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
 def test_sweeps_screen_snapshot(snap_compare, runs, size):
     assert snap_compare(GdwApp(runs), terminal_size=size, run_before=open_sweeps)
@@ -144,7 +168,7 @@ async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(
         await wait_until(pilot, lambda: app.background_errors, what="the error to be counted")
         app.screen.refresh_sweeps()
         await wait_until(pilot, lambda: len(app.background_errors) == 2, what="the second error")
-        shown = [n.message for n in app._notifications]
+        shown = [n.message for n in notifications(app)]
         assert len([m for m in shown if "Permission denied" in m]) == 1
         assert app.background_errors[0][0] == "reading the sweeps in runs"
         assert str(app.screen.query_one("#grid-table", DataTable).get_row("digits-clean")[1]) == "✓✓ 95.00±0.71"

@@ -19,7 +19,7 @@ from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel, flat_matrix, thin_snapsho
 from gdw_tui.series import BoundedSeries
 from gdw_tui.tailer import RunTail
 from gdw_tui.widgets.heatmap import downsample, finite_range, format_value
-from gdw_tui.widgets.line_chart import Curve, nice_step, render_chart
+from gdw_tui.chart_render import Curve, nice_step, render_chart
 from gdw_tui.widgets.palette import level, levels
 from gdw_tui.widgets.palette import LEVELS, MISSING_RGB, VIRIDIS, level, level_rgb, value_color
 
@@ -318,28 +318,6 @@ class TestLaunchForm:
         assert format_duration(5) == "0:05" and format_duration(3725) == "1:02:05" and format_duration(None) == "–"
 
 
-def test_serve_runs_the_same_app_in_a_browser(monkeypatch, tmp_path: Path, capsys) -> None:
-    import types
-
-    from gdw_tui import app as app_module
-
-    served = {}
-
-    class FakeServer:
-        def __init__(self, command: str, host: str, port: int, title: str) -> None:
-            served.update(command=command, host=host, port=port)
-
-        def serve(self) -> None:
-            served["served"] = True
-
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
-    monkeypatch.setitem(sys.modules, "textual_serve.server", types.SimpleNamespace(Server=FakeServer))
-    app_module.run_tui(tmp_path / "runs", serve=True, port=8123)
-    assert served["served"] and served["host"] == "localhost" and served["port"] == 8123
-    assert "-m gdw_cli tui --runs-dir" in served["command"] and str((tmp_path / "runs").resolve()) in served["command"]
-    assert "http://localhost:8123" in capsys.readouterr().out
-
-
 def test_gdw_tui_is_gdw_tui_command(tmp_path: Path, monkeypatch, capsys) -> None:
     """`gdw-tui ARGS` runs `gdw tui ARGS`: the same options and the same one-line errors."""
     from gdw_cli.main import tui_main
@@ -357,3 +335,13 @@ def test_docs_key_tables_match_the_help_screen() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "ui.md").read_text()
     rows = [line for line in help_text().splitlines() if line.startswith("| `")]
     assert rows and all(row in docs for row in rows), [row for row in rows if row not in docs]
+
+
+def test_the_chart_renderer_is_pure() -> None:
+    """gdw_tui.chart_render draws without Textual (the widget is gdw_tui.widgets.line_chart)."""
+    import subprocess
+    import sys
+
+    code = "import sys, gdw_tui.chart_render; print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -29,9 +29,9 @@ from ..config import (
     METHODS, ConfigError, _suggest, coerce, load_preset, load_toml_file, lookup_field, parse_set,
     resolve_preset_path,
 )
+from .executor import EXECUTORS, check_executor
 
 PAPER_SEEDS = (1, 10, 100, 1000, 10000)  # appendix C
-EXECUTORS = ("local", "slurm")
 
 
 class Lines:
@@ -90,10 +90,10 @@ class RunPlan:
 
 def setting_label(preset: str, grid: dict[str, Any]) -> str:
     """A row of the report: the preset and any grid values, e.g. `cifar10-unif40 train.outer_lr=10`."""
-    return " ".join([preset] + [f"{k}={_fmt_value(v)}" for k, v in grid.items()])
+    return " ".join([preset] + [f"{k}={fmt_value(v)}" for k, v in grid.items()])
 
 
-def _fmt_value(v: Any) -> str:
+def fmt_value(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v).lower() if isinstance(v, bool) else str(v)
@@ -159,9 +159,7 @@ def check_grid_axis(name: str, values: list[Any]) -> tuple[str, list[Any]]:
 
 def parse_options(executor: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
     """Executor options by name: checked types, lists from comma-separated text; unknown names refused."""
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
-    schema = OPTIONS[executor]
+    schema = OPTIONS[check_executor(executor)]
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None:
