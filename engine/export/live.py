@@ -26,16 +26,17 @@ CLOSE_TIMEOUT_S = 120.0
 _END = object()
 
 
-def check_live_log(cfg: dict[str, Any]) -> None:
+def check_live_log(cfg: dict[str, Any], probe_server: bool = True) -> None:
     """The torch-free pre-flight of train.log (CLI, sweeps and the UI's launch form): the backend's
-    extra is installed and an MLflow server answers. Imports no backend library."""
+    extra is installed and (probe_server) an MLflow server answers. Imports no backend library.
+    The launch form checks as the user types, without the network; the engine probes at start."""
     backend = cfg["train"]["log"]
     if backend == "none":
         return
     from ..extras import require_installed
 
     require_installed(backend, f"train.log = {backend} (--log {backend})")
-    if backend == "mlflow":
+    if backend == "mlflow" and probe_server:
         from urllib.parse import urlparse
 
         from .to_mlflow import check_tracking_uri, tracking_uri
@@ -65,7 +66,7 @@ def open_sink(run_dir: Path, cfg: dict[str, Any], resume: bool) -> Any:
     if backend == "tensorboard":
         from .to_tensorboard import TensorBoardSink
 
-        sink: Any = TensorBoardSink(destination(run_dir, backend, log_to, info.sweep), flush_s=FLUSH_EVERY_S)
+        sink: Any = TensorBoardSink(destination(run_dir, backend, log_to, info.sweep))
     elif backend == "mlflow":
         from .to_mlflow import MlflowSink, check_tracking_uri, client_for, experiment_id, sweep_parent
 
