@@ -1,16 +1,20 @@
-"""A run's checkpoint: everything needed to continue exactly where it was, written atomically.
+"""A run's checkpoint: `Run.state_dict()` as one object, written atomically.
 
-The state is the model, the optimizer, the method (V and its Adam state), where the run is (epoch,
-iteration, this epoch's index order, the meta-set pointer), its history and running statistics,
-and every random number generator it draws from: torch's, numpy's, Python's and the run's own
-data-order, meta and augmentation generators. A CPU run resumed from it continues bit for bit
-as if it had never stopped (tests/test_reliability.py).
+What is in it is the run's to say (engine.trainer.Run.state_dict: the method's state — its models,
+optimisers and whatever else it owns —, the clean-set cursor, where the loop is, its statistics and
+every random number generator); this module only writes and reads it. A CPU run resumed from it
+continues bit for bit as if it had never stopped (tests/test_reliability.py).
+
+A runs directory can be shared, so a checkpoint is untrusted input: it holds only tensors and plain
+values (numpy's generator state is stored as a tensor, not a numpy array) and is read with
+`torch.load(weights_only=True)`, which refuses any other object instead of unpickling it.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,30 +28,8 @@ from .runs import fsync_dir
 if TYPE_CHECKING:
     from .trainer import Run
 
-
-def capture(run: Run) -> dict[str, Any]:
-    return {
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "method": run.method.state_dict(),
-        "epoch": run.epoch,
-        "iter": run.iter,
-        "epoch_perm": run.epoch_perm,
-        "meta_perm": run.meta_perm,
-        "meta_pos": run.meta_pos,
-        "history": run.history,
-        "best_acc": run.best_acc,
-        "best_epoch": run.best_epoch,
-        "wall_s": run.wall(),
-        "order_gen": run.order_gen.get_state(),
-        "meta_gen": run.meta_gen.get_state(),
-        "aug_gen": run.aug_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "numpy_rng": np.random.get_state(),
-        "python_rng": random.getstate(),
-        "steps": run.steps.state_dict(),
-        "weights": run.weights.state_dict(),
-    }
+# The layout of the saved object; 1 was the flat layout of the versions before the method owned its models.
+FORMAT = 2
 
 
 def save(run: Run) -> None:
@@ -55,7 +37,7 @@ def save(run: Run) -> None:
     path = checkpoint_path(run.run_dir)
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    state = capture(run)
+    state = {"format": FORMAT, **run.state_dict()}
     try:
         with open(tmp, "wb") as f:
             torch.save(state, f)
@@ -70,29 +52,50 @@ def save(run: Run) -> None:
         raise
 
 
-def restore(run: Run) -> None:
-    """Put the run back in the checkpoint's state; a truncated or foreign file is a ConfigError."""
-    path = checkpoint_path(run.run_dir)  # its existence was checked by engine.rundir.resume_refusal
+def load_state(path: Path) -> dict[str, Any]:
+    """The checkpoint's dict (on the CPU), loaded without running anything the file names; ConfigError otherwise."""
     try:
-        state = torch.load(path, map_location=run.device, weights_only=False)
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.method.load_state_dict(state["method"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
-    run.epoch, run.iter = state["epoch"], state["iter"]
-    run.epoch_perm, run.meta_perm, run.meta_pos = state["epoch_perm"], state["meta_perm"], state["meta_pos"]
-    run.history = state["history"]
-    run.best_acc, run.best_epoch = state["best_acc"], state["best_epoch"]
-    run.wall_before = state["wall_s"]
-    run.order_gen.set_state(state["order_gen"])
-    run.meta_gen.set_state(state["meta_gen"])
-    run.aug_gen.set_state(state["aug_gen"])
-    torch.set_rng_state(state["torch_rng"])
-    np.random.set_state(state["numpy_rng"])
-    random.setstate(state["python_rng"])
-    run.steps.load_state_dict(state["steps"])
-    run.weights.load_state_dict(state["weights"])
-    if run.epoch_perm is not None:
-        run.epoch_perm = run.epoch_perm.cpu()
-    run.meta_perm = run.meta_perm.cpu()
+    if not isinstance(state, dict):
+        raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: it holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def restore(run: Run) -> None:
+    """Put the run back in the checkpoint's state; a truncated, foreign or unsafe file is a ConfigError."""
+    path = checkpoint_path(run.run_dir)  # its existence was checked by engine.rundir.resume_refusal
+    state = load_state(path)
+    try:
+        run.load_state_dict(state)
+    except Exception as e:
+        raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
+
+
+# --- random number generators as plain values ------------------------------------------------------
+
+
+def numpy_state_plain(state: tuple) -> dict[str, Any]:
+    """numpy's legacy generator state as plain values and a tensor (weights_only can load it)."""
+    name, keys, pos, has_gauss, cached_gaussian = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+
+
+def numpy_state_from_plain(state: dict[str, Any]) -> tuple:
+    keys = state["keys"].numpy().astype(np.uint32)
+    return state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]
+
+
+def rng_states() -> dict[str, Any]:
+    """torch's, numpy's and Python's global generators."""
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state_plain(np.random.get_state()),
+            "python": random.getstate()}
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(numpy_state_from_plain(state["numpy"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
