@@ -7,13 +7,16 @@ continues bit for bit as if it had never stopped (tests/test_reliability.py).
 
 A runs directory can be shared, so a checkpoint is untrusted input: it holds only tensors and plain
 values (numpy's generator state is stored as a tensor, not a numpy array) and is read with
-`torch.load(weights_only=True)`, which refuses any other object instead of unpickling it.
+`torch.load(weights_only=True)`, which refuses any other object instead of unpickling it — a
+file that would import or call something (os.system...) is refused with one line and runs nothing.
+Checkpoints of earlier versions (the flat layout, numpy's state as an array) still resume.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,15 +55,43 @@ def save(run: Run) -> None:
         raise
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    """The checkpoint's dict (on the CPU), loaded without running anything the file names; ConfigError otherwise."""
+# Checkpoints written before numpy's state was stored as a tensor hold one uint32 numpy array;
+# these are the only extra types weights_only may rebuild for it (they call no code of the file's).
+LEGACY_NUMPY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]
+
+
+def load_state(path: Path, device: Any = "cpu") -> dict[str, Any]:
+    """The checkpoint's dict, loaded without running anything the file names; ConfigError otherwise."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(LEGACY_NUMPY):
+            state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
+        text = str(e)
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        if named:  # the file asks to import something: what a code-running pickle does
+            raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain values ({named.group(1)}): "
+                              "refused without loading, since unpickling them could run code") from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.+)", text)  # torch's own line, without its advice
+        why = f"not a plain checkpoint ({reason.group(1).strip()})" if reason else one_line(e)
+        raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {why}") from None
     if not isinstance(state, dict):
         raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: it holds a {type(state).__name__}, not a dict")
     return state
+
+
+def from_flat_layout(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of format 1 (before a method owned its model and optimiser) in today's layout."""
+    if "format" in state:
+        return state
+    return {
+        "method": {"model": state["model"], "optimizer": state["optimizer"], **state["method"]},
+        "clean_set": {"meta_gen": state["meta_gen"], "meta_perm": state["meta_perm"], "meta_pos": state["meta_pos"]},
+        **{k: state[k] for k in ("epoch", "iter", "epoch_perm", "history", "best_acc", "best_epoch", "wall_s")},
+        "rng": {"order_gen": state["order_gen"], "aug_gen": state["aug_gen"], "torch": state["torch_rng"],
+                "numpy": state["numpy_rng"], "python": state["python_rng"]},
+        "steps": state["steps"],
+        "weights": state["weights"],
+    }
 
 
 def restore(run: Run) -> None:
@@ -68,7 +99,7 @@ def restore(run: Run) -> None:
     path = checkpoint_path(run.run_dir)  # its existence was checked by engine.rundir.resume_refusal
     state = load_state(path)
     try:
-        run.load_state_dict(state)
+        run.load_state_dict(from_flat_layout(state))
     except Exception as e:
         raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
 
@@ -83,7 +114,9 @@ def numpy_state_plain(state: tuple) -> dict[str, Any]:
             "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
 
 
-def numpy_state_from_plain(state: dict[str, Any]) -> tuple:
+def numpy_state_from_plain(state: dict[str, Any] | tuple) -> tuple:
+    if isinstance(state, tuple):  # written before the plain form: the array came through LEGACY_NUMPY
+        return state
     keys = state["keys"].numpy().astype(np.uint32)
     return state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]
 

@@ -107,7 +107,8 @@ class StepAccumulator:
                 "kept_sums": self.kept_sums.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.kept_sums = state["kept_sums"].to(self.device)
+        if "kept_sums" in state:  # (checkpoints of earlier versions have none: no method selected samples)
+            self.kept_sums = state["kept_sums"].to(self.device)
         self.epoch_sums = state["epoch_sums"].to(self.device)
         self.epoch_counts = list(state["epoch_counts"])
         self.first_bad = torch.tensor(state["first_bad"], device=self.device)

@@ -24,7 +24,7 @@ from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
-from . import sweep_commands
+from . import export_command, sweep_commands
 from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
 from .help_format import Command
@@ -387,6 +387,7 @@ def bench(
 
 
 sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
+export_command.register(app)  # gdw export
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ from rich.table import Table
 from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
 from engine.runs import read_summary, runs_dir_from
 from engine.sweep.spec import (
-    EXECUTORS, PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
+    PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
-from engine.sweep.executor import preflight
+from engine.sweep.executor import check_executor, preflight
 from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
 
 console = Console()
@@ -75,8 +75,7 @@ def build_spec(refs: list[str], methods: str | None, seeds: str | None, sets: li
             raise ConfigError("--name must not be empty")
         spec.name = name.strip()
     if executor is not None:
-        if executor not in EXECUTORS:
-            raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
+        check_executor(executor)
         if executor != spec.executor and sweep_file:
             from engine.sweep.spec import file_options
 

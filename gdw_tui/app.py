@@ -24,7 +24,7 @@ from engine.launch import launch_detached, preflight
 from engine.runs import create_run, engine_alive, runs_dir_from, stop_run
 
 from .markup import plain_to_markup
-from .messages import LaunchRequested, ResumeRequested, StopRequested, SweepRequested
+from .messages import LaunchRequested, ResumeRequested, StopRunRequested, SweepRequested
 from .presets_screen import PresetsScreen
 
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
@@ -137,7 +137,7 @@ class GdwApp(App):
     def on_sweep_requested(self, message: SweepRequested) -> None:
         self.start_sweep(message.checked)
 
-    def on_stop_requested(self, message: StopRequested) -> None:
+    def on_stop_run_requested(self, message: StopRunRequested) -> None:
         self.stop_run(message.run_dir)
 
     def on_resume_requested(self, message: ResumeRequested) -> None:
@@ -179,7 +179,7 @@ class GdwApp(App):
     def open_run(self, run_dir: Path) -> None:
         from .dashboard import DashboardScreen
 
-        self.push_screen(DashboardScreen(run_dir))
+        self.push_screen(DashboardScreen(run_dir, engine=lambda: self.launched.get(run_dir)))
 
     def resume_run(self, run_dir: Path) -> bool:
         try:
@@ -276,11 +276,10 @@ class GdwApp(App):
 
 
 def check_serve_available() -> None:
-    """--serve needs the optional textual-serve package; say how to get it instead of a traceback."""
-    try:
-        import textual_serve.server  # noqa: F401
-    except ImportError:
-        raise ConfigError("--serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)") from None
+    """--serve needs the optional textual-serve package; say which extra installs it instead of a traceback."""
+    from engine.extras import require
+
+    require("serve", "--serve")
 
 
 def run_tui(

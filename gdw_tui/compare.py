@@ -24,7 +24,8 @@ from .widgets.footer import Footer
 from .formatting import badge, format_acc, format_duration
 from .run_model import RunModel
 from .tailer import RunTail
-from .widgets.line_chart import Curve, LineChart, XInfo, line_style
+from .chart_render import Curve, XInfo, line_style
+from .widgets.line_chart import LineChart
 from .widgets.palette import curve_color
 from .widgets.pane import Pane
 

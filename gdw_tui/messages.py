@@ -39,7 +39,7 @@ class LaunchRequested(Message):
 
 
 @dataclass
-class StopRequested(Message):
+class StopRunRequested(Message):
     """Ask the run's engine to checkpoint and exit."""
 
     run_dir: Path = field(default_factory=Path)

@@ -21,7 +21,7 @@ from engine.runs import archive_run, delete_run, list_runs, load_run_config, run
 from .widgets.data_table import DataTable
 from .widgets.footer import Footer
 from .formatting import badge, format_acc, format_started
-from .messages import ResumeRequested, StopRequested
+from .messages import ResumeRequested, StopRunRequested
 
 REFRESH_S = 2.0
 # What matters most comes first, so an 80-column terminal shows it without scrolling sideways.
@@ -265,7 +265,7 @@ class RunsScreen(Screen):
 
         def stop(confirmed: bool | None) -> None:
             if confirmed:
-                self.post_message(StopRequested(Path(run["path"])))
+                self.post_message(StopRunRequested(Path(run["path"])))
                 self.refresh_runs()
 
         self.app.push_screen(ConfirmScreen(f"Stop {run['run_id']}?\nThe engine checkpoints and exits; R resumes it.", "Stop run"), stop)

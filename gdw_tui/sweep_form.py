@@ -23,7 +23,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.config import ConfigError
 from engine.method_table import METHODS
-from engine.sweep.spec import EXECUTORS, PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
+from engine.sweep.executor import EXECUTORS, check_executor
+from engine.sweep.spec import PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
 from engine.sweep.start import CheckedSweep, check_sweep
 
 from .formatting import plural
@@ -101,9 +102,7 @@ def validate_sweep(presets: list[str], values: dict[str, Any], presets_dir: str 
 
 
 def _set_executor(spec: SweepSpec, values: dict[str, Any]) -> None:
-    executor = values.get("executor", "local")
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
+    executor = check_executor(values.get("executor", "local"))
     given = {k: values[k].strip() for k in OPTION_FIELDS[executor] if str(values.get(k, "")).strip()}
     spec.executor = executor
     spec.options = parse_options(executor, given, "command line")

@@ -99,3 +99,33 @@ def test_checkpoint_is_read_with_weights_only(tmp_path):
         run.close()
     state = torch.load(checkpoint_path(run.run_dir), weights_only=True)
     assert state["format"] == checkpoint.FORMAT
+
+
+def test_a_checkpoint_of_the_flat_layout_still_resumes(tmp_path):
+    """Runs interrupted before the method owned its model were checkpointed flat (format 1)."""
+    cfg = load_preset("digits-unif60", {"train.method": "mwnet", "train.epochs": 1, "train.device": "cpu"})
+    run_dir = create_run(tmp_path, cfg)
+    trained = make_run(run_dir, cfg)
+    try:
+        trained.train()
+        new = trained.state_dict()
+    finally:
+        trained.close()
+    m, rng = new["method"], new["rng"]
+    flat_layout = {
+        "model": m["model"], "optimizer": m["optimizer"], "method": {k: m[k] for k in ("vnet", "vnet_optimizer")},
+        **{k: new[k] for k in ("epoch", "iter", "epoch_perm", "history", "best_acc", "best_epoch", "wall_s")},
+        **{k: new["clean_set"][k] for k in ("meta_gen", "meta_perm", "meta_pos")},
+        "order_gen": rng["order_gen"], "aug_gen": rng["aug_gen"], "torch_rng": rng["torch"], "numpy_rng": rng["numpy"],
+        "python_rng": rng["python"], "steps": {k: v for k, v in new["steps"].items() if k != "kept_sums"},
+        "weights": new["weights"],
+    }
+    torch.save(flat_layout, checkpoint_path(run_dir))
+    fresh = make_run(run_dir, cfg)
+    try:
+        checkpoint.restore(fresh)
+        loaded = flat(fresh.state_dict())
+    finally:
+        fresh.close()
+    saved = flat(new)
+    assert [k for k in saved if k != "wall_s/" and not same(saved[k], loaded[k])] == []

@@ -67,7 +67,7 @@ def test_gdw_stop_on_a_detached_run(tmp_path):
     assert [e["type"] for e in ev[-2:]] == ["checkpoint", "stopped"]
     stop = ev[-1]
     assert stop["reason"] == "SIGTERM" and stop["iter"] >= 1  # the iteration in progress was finished
-    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["iter"]) == (stop["epoch"], stop["iter"])
     s = read_summary(run_dir)
     assert s["status"] == "stopped" and run_status(run_dir) == "stopped"
@@ -100,7 +100,7 @@ def test_a_second_signal_stops_at_once(tmp_path):
         assert rc in (0, -signal.SIGTERM)
         assert events(run_dir)[-1]["type"] == "stopped"
     # Whatever was cut short, the last complete checkpoint loads and a resume would start from it.
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["epoch"] >= 1
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] >= 1
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name != "last.pt"]
     shown = cli("show", run_dir.name, "--runs-dir", str(tmp_path))
     assert re.search(rf"^status\s+{status}\s*$", shown.stdout, re.M)
@@ -218,4 +218,4 @@ def test_tui_serve_without_textual_serve_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)
     result = CliRunner().invoke(app, ["tui", "--serve", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --serve needs textual-serve: pip install 'gdw-tui[serve]' (or pip install textual-serve)"
+    assert result.stderr.strip() == "error: --serve needs the 'serve' extra (textual_serve is not installed): pip install -e '.[serve]'"

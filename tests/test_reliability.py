@@ -94,7 +94,7 @@ def lifecycle(tmp_path_factory):
         info = out[name] = {"run_dir": run_dir, "engine_rc": rc, "status": run_status(run_dir),
                             "summary": read_summary(run_dir), "events": events(run_dir)}
         if name.startswith("stop"):
-            info["checkpoint"] = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+            info["checkpoint"] = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
         info["show"] = CliRunner().invoke(app, ["show", run_dir.name, "--runs-dir", str(run_dir.parent)])
 
     resumers = {name: gdw_popen("resume", out[name]["run_dir"].name, "--headless", "--runs-dir",
@@ -282,7 +282,7 @@ def test_second_signal_during_the_stop_fails_at_once(tmp_path, monkeypatch):
     assert f["message"] == "interrupted by a second signal before a clean stop" and (f["epoch"], f["iter"]) == (1, 3)
     assert not any(e["type"] == "stopped" for e in events(run_dir))
     assert read_summary(run_dir)["status"] == "failed" and run_status(run_dir) == "failed"
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     # The handlers are put back: this process is not left ignoring SIGTERM.
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
@@ -354,7 +354,7 @@ def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, 
     assert read_summary(run_dir)["status"] == "failed"
     ckpt_dir = run_dir / "checkpoints"
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["last.pt"]  # the partial temporary file is gone
-    assert torch.load(ckpt_dir / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(ckpt_dir / "last.pt", weights_only=True)["epoch"] == 1
 
     monkeypatch.undo()  # space freed: the run resumes from the intact checkpoint
     resumed = cli("resume", run_dir.name, "--headless", "--runs-dir", str(tmp_path))

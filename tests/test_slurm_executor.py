@@ -108,6 +108,7 @@ def test_a_digits_sweep_runs_as_an_array_and_finishes(tmp_path):
     array_id = {j.split("_")[0] for j in jobs.values()}
     assert len(array_id) == 1 and sorted(j.split("_")[1] for j in jobs.values()) == ["0", "1"]
     (script,) = (sweep.dir / SLURM_DIR).glob("*_submission.sh")
+    assert (sweep.dir / SLURM_DIR).stat().st_mode & 0o777 == 0o700  # its pickles are run: only the user writes them
     text = script.read_text()
     for flag in ("--array=0-1%2", "--partition=debug", "--time=10", "--cpus-per-task=1", "--mem=1GB", "--requeue"):
         assert f"#SBATCH {flag}\n" in text, flag

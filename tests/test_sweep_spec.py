@@ -140,3 +140,29 @@ def test_a_builtin_sweep_by_name_and_command_line_overrides():
     assert build_spec(["digits-clean"], None, None, None, None, None, None, None).presets == ["digits-clean"]
     with pytest.raises(ConfigError, match="a sweep file is given alone"):
         build_spec([str(builtin_sweeps()["digits"]), "digits-clean"], None, None, None, None, None, None, None)
+
+
+def test_slurm_setup_string_is_one_line_and_a_list_is_several(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('presets = ["digits-clean"]\nexecutor = "slurm"\n[slurm]\nsetup = "export CUDA_VISIBLE_DEVICES=0,1"\n')
+    assert load_sweep_file(sweep_file).options["setup"] == ["export CUDA_VISIBLE_DEVICES=0,1"]
+    # The batch script submitit writes from it carries the line whole.
+    script = _make_sbatch_string(command="python -m engine.sweep.task", folder=tmp_path,
+                                 setup=load_sweep_file(sweep_file).options["setup"])
+    assert "\nexport CUDA_VISIBLE_DEVICES=0,1\n" in script and "\nexport CUDA_VISIBLE_DEVICES=0\n" not in script
+    sweep_file.write_text('presets = ["digits-clean"]\nexecutor = "slurm"\n[slurm]\nsetup = ["module load cuda", "export A=1,2"]\n')
+    assert load_sweep_file(sweep_file).options["setup"] == ["module load cuda", "export A=1,2"]
+    sweep_file.write_text('presets = ["digits-clean"]\nexecutor = "slurm"\n[slurm]\nsetup = 3\n')
+    with pytest.raises(ConfigError, match=r"s.toml: slurm option setup must be a line or a list of lines \(got 3\)"):
+        load_sweep_file(sweep_file)
+
+
+def test_an_executor_option_written_as_a_string_says_how_to_write_the_table(tmp_path):
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('presets = ["digits-clean"]\nlocal = "workers=2"\n')
+    with pytest.raises(ConfigError) as e:
+        load_sweep_file(sweep_file)
+    assert str(e.value) == ("s.toml: local must be a table of options: a line [local], then one option per line "
+                            "such as workers = 2 (got local = 'workers=2')")

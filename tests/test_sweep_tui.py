@@ -17,6 +17,7 @@ from gdw_tui.app import GdwApp
 from gdw_tui.dashboard import DashboardScreen
 from gdw_tui import sweeps_screen
 from gdw_tui.sweeps_screen import ReportScreen, SweepsScreen
+from gdw_tui.textual_compat import notifications
 
 SWEEP_ID = "20251201-120000-digits"
 # (preset, method, seed) -> final accuracy; absent: still pending; None: failed.
@@ -144,7 +145,7 @@ async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(
         await wait_until(pilot, lambda: app.background_errors, what="the error to be counted")
         app.screen.refresh_sweeps()
         await wait_until(pilot, lambda: len(app.background_errors) == 2, what="the second error")
-        shown = [n.message for n in app._notifications]
+        shown = [n.message for n in notifications(app)]
         assert len([m for m in shown if "Permission denied" in m]) == 1
         assert app.background_errors[0][0] == "reading the sweeps in runs"
         assert str(app.screen.query_one("#grid-table", DataTable).get_row("digits-clean")[1]) == "✓✓ 95.00±0.71"

@@ -127,8 +127,8 @@ async def test_failed_run_shows_its_error_and_traceback(fixture_runs: Path) -> N
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_caught_up(pilot)
         screen = app.screen
-        assert screen.status == "failed"
-        assert screen.model.log[-1].message == "error at epoch 3 iter 24: RuntimeError: mat1 and mat2 shapes cannot be multiplied (100x64 and 32x10)"
+        assert screen.run.status == "failed"
+        assert screen.run.model.log[-1].message == "error at epoch 3 iter 24: RuntimeError: mat1 and mat2 shapes cannot be multiplied (100x64 and 32x10)"
         log_text = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert "error at epoch 3 iter 24: RuntimeError" in log_text
         assert "Traceback (most recent call last)" in log_text and 'trainer.py", line 188' in log_text
@@ -140,13 +140,13 @@ async def test_interrupted_and_stopped_runs(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs, open_run=fixture_runs / INTERRUPTED)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_caught_up(pilot)
-        assert app.screen.status == "interrupted"
+        assert app.screen.run.status == "interrupted"
         assert "INTERRUPTED" in screen_text(app)
-        assert app.screen.model.epochs_done == 3  # the torn last line was not read as an event
+        assert app.screen.run.model.epochs_done == 3  # the torn last line was not read as an event
     app = GdwApp(fixture_runs, open_run=fixture_runs / STOPPED)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_caught_up(pilot)
-        assert app.screen.status == "stopped"
+        assert app.screen.run.status == "stopped"
         assert "■ STOPPED" in screen_text(app)
         heatmap = app.screen.query_one(Heatmap)
         assert heatmap.value_at(4, 7) == 1.0 and heatmap.lo == heatmap.hi == 1.0  # erm: every weight is 1
@@ -183,18 +183,18 @@ async def test_follows_a_growing_file_and_a_rewrite(runs: Path) -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_caught_up(pilot)
         screen = app.screen
-        assert screen.model.events_read == 0
+        assert screen.run.model.events_read == 0
         first_epoch = next(i for i, e in enumerate(source) if e["type"] == "epoch")
         with open(events_path, "a") as f:
             for e in source[: first_epoch + 1]:
                 f.write(encode(e))
             f.write(encode(source[first_epoch + 1])[:30])  # half a line
-        await wait_until(pilot, lambda: screen.model.epochs_done == 1, what="epoch 1")
-        assert screen.model.events_read == first_epoch + 1
+        await wait_until(pilot, lambda: screen.run.model.epochs_done == 1, what="epoch 1")
+        assert screen.run.model.events_read == first_epoch + 1
         await wait_until(pilot, lambda: "epoch 1/6" in screen_text(app), what="the header")
         # the engine's file replaced by a different run: the dashboard starts over
         events_path.write_text("".join(encode(e) for e in source[:5]))
-        await wait_until(pilot, lambda: screen.model.events_read == 5 and screen.model.epochs_done == 0, what="restart")
+        await wait_until(pilot, lambda: screen.run.model.events_read == 5 and screen.run.model.epochs_done == 0, what="restart")
 
 
 async def test_escape_from_a_directly_opened_run_goes_to_the_presets(fixture_runs: Path) -> None:

@@ -21,7 +21,9 @@ from gdw_tui.compare import CompareScreen
 from gdw_tui.formatting import format_duration
 from gdw_tui.help_screen import help_text
 from gdw_tui.series import BoundedSeries
-from gdw_tui.widgets.line_chart import Curve, LineChart, XInfo, ema, render_chart
+from gdw_tui.chart_render import Curve, XInfo, ema, render_chart
+from gdw_tui.widgets.line_chart import LineChart
+from gdw_tui.textual_compat import notifications
 
 
 def steps_of(runs_dir: Path, run_id: str) -> list[dict]:
@@ -251,7 +253,7 @@ async def test_compare_reports_a_loading_error_and_stays_usable(fixture_runs: Pa
         await wait_until(pilot, lambda: bool(getattr(screen, "error", "")), timeout=5, what="the error")
         await pilot.pause()
         assert "disk on fire" in screen.error
-        assert any("disk on fire" in str(n.message) for n in app._notifications)
+        assert any("disk on fire" in str(n.message) for n in notifications(app))
         text = screen_text(app)
         assert "loading…" not in text and "cannot load the runs: OSError" in text
         await pilot.press("escape")
@@ -298,7 +300,7 @@ async def test_export_from_the_runs_screen_goes_to_the_runs_dir(runs: Path) -> N
         await pilot.press("e")
         await pilot.pause()
         assert len(list((runs / "exports").glob("runs-*.svg"))) == 1
-        assert any("exports" in str(n.message) for n in app._notifications)
+        assert any("exports" in str(n.message) for n in notifications(app))
 
 
 # --- how it looks ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fixtures.tui_support import FAILED, FINISHED_10, FINISHED_100, STOPPED, scr
 from gdw_tui.app import GdwApp
 from gdw_tui.config_screen import ConfigScreen
 from gdw_tui.dashboard import DashboardScreen
+from gdw_tui.dashboard_panes import ClassesPane
 from gdw_tui.formatting import format_bytes, format_speed, format_usage, plural
 from gdw_tui.heatmap_math import (
     LEVELS, ZOOMS, abbreviate, cell_mode_cell_at, downsample, finite_range, fit_block, halfblock_cell_at, level, levels,
@@ -31,6 +32,7 @@ from gdw_tui.resources import CLK_TCK, EngineMeter, GpuMeter, Usage
 from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel
 from gdw_tui.widgets.heatmap import Heatmap
 from gdw_tui.widgets.run_header import header_text
+from gdw_tui.textual_compat import notifications
 
 
 def log_text(screen) -> str:
@@ -226,7 +228,7 @@ async def test_footer_offers_resume_only_for_a_resumable_run(runs: Path) -> None
     app = GdwApp(runs, open_run=run_dir)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_caught_up(pilot)
-        assert app.screen.status == "stopped"
+        assert app.screen.run.status == "stopped"
         assert "resume" not in footer_keys(app)  # no checkpoint: nothing to resume from
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
@@ -256,7 +258,7 @@ async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_
         await pilot.press("left_square_bracket")  # the oldest already: nothing older
         assert f"snapshot 1/{n}" in screen_text(app)
         await pilot.press(*["right_square_bracket"] * (n + 3))
-        assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.snapshot_index is None
+        assert f"snapshot {n}/{n}" in screen_text(app) and app.screen.run.snapshot_index is None
 
 
 # --- 6. heatmap labels stay distinct; 9. the heatmap's maths is pure and drawing moves nothing --------
@@ -348,17 +350,17 @@ async def test_heatmap_view_scrolls_when_the_cursor_moves_not_when_drawn(fixture
 
 @pytest.mark.background_errors
 async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_runs: Path, monkeypatch) -> None:
-    from gdw_tui import dashboard
+    from gdw_tui import run_follower
 
     def broken_read(self):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(dashboard.RunTail, "read", broken_read)
+    monkeypatch.setattr(run_follower.RunTail, "read", broken_read)
     app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = app.screen
-        await wait_until(pilot, lambda: bool(screen.read_error), what="the worker error")
-        messages = [n.message for n in app._notifications]
+        await wait_until(pilot, lambda: bool(screen.run.read_error), what="the worker error")
+        messages = [n.message for n in notifications(app)]
         assert any("stopped reading events.jsonl: OSError" in m and "Input/output error" in m for m in messages)
         assert "stopped reading events.jsonl: OSError" in log_text(screen)
         assert "reading events" not in screen_text(app).splitlines()[1]
@@ -422,22 +424,22 @@ async def test_a_followed_run_that_finishes_rings_and_notifies_once(runs: Path, 
         async with app.run_test(size=(160, 50)) as pilot:
             await wait_caught_up(pilot)
             screen = app.screen
-            assert screen.status == "running"
+            assert screen.run.status == "running"
             # the engine's own resources, read from /proc for the pid in engine.lock
             # CPU % needs two samples of the process's times, so it comes a second after RSS.
             await wait_until(pilot, lambda: "RSS " in screen_text(app).splitlines()[0], what="the engine's memory")
             await wait_until(pilot, lambda: "CPU " in screen_text(app).splitlines()[0], what="the engine's CPU %")
-            assert not bells and not app._notifications
+            assert not bells and not notifications(app)
             assert "· live" in screen_text(app)  # the ω heatmap follows the newest snapshot
             with open(run_dir / EVENTS, "a") as f:
                 f.write(json.dumps(end) + "\n")
             write_summary(run_dir, {**read_summary(run_dir), "status": "finished"})
             os.close(lock_fd)
             lock_fd = -1
-            await wait_until(pilot, lambda: screen.status == "finished", what="the end")
+            await wait_until(pilot, lambda: screen.run.status == "finished", what="the end")
             await pilot.pause(0.2)
             assert bells == [1]
-            (note,) = list(app._notifications)
+            (note,) = notifications(app)
             assert note.message == f"{FINISHED_10} finished: final {end['final_acc']:.2f}%, best {end['best_acc']:.2f}%"
             assert "RSS " not in screen_text(app).splitlines()[0]  # not live: no resources
             await wait_until(pilot, lambda: "· live" not in screen_text(app), what="the heatmap's title to drop `live`")
@@ -454,7 +456,7 @@ async def test_opening_a_finished_or_failed_run_is_silent(fixture_runs: Path, mo
         async with app.run_test(size=(160, 50)) as pilot:
             await wait_caught_up(pilot)
             await pilot.pause(1.2)  # a status tick
-            assert not bells and not app._notifications
+            assert not bells and not notifications(app)
 
 
 async def test_c_shows_the_resolved_config_and_escape_closes_it(fixture_runs: Path) -> None:
@@ -506,7 +508,8 @@ async def test_a_class_range_update_after_the_dashboard_closed_is_harmless(fixtu
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_caught_up(pilot)
         dashboard = app.screen
+        classes = dashboard.query_one(ClassesPane)
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is not dashboard and not dashboard.is_attached, what="the dashboard to close")
-        dashboard._show_class_range()  # must not raise
+        classes.show_range()  # must not raise
         assert app.is_running

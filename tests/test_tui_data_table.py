@@ -8,6 +8,7 @@ from textual.app import App
 from textual.widgets import DataTable as TextualDataTable
 
 from gdw_tui.widgets.data_table import DataTable
+from gdw_tui.textual_compat import screen_strips
 
 LONG_ID = "20251201-120000-digits-clean"
 
@@ -30,10 +31,10 @@ async def header_after_a_paint_between_rows_and_idle(table_class) -> str:
         table.clear()
         table.add_row(LONG_ID, "digits", key="a")
         table.move_cursor(row=0, animate=False)
-        app.screen._compositor.render_strips()  # a frame painted before the table's idle
+        screen_strips(app.screen)  # a frame painted before the table's idle
         for _ in range(5):
             await pilot.pause(0.05)
-        return app.screen._compositor.render_strips()[0].text
+        return screen_strips(app.screen)[0].text
 
 
 async def test_the_header_is_repainted_at_the_measured_widths():

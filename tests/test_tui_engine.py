@@ -85,12 +85,12 @@ async def launch_follow_quit_then_reopen(runs: Path, presets_dir: str | None, re
         dash = app.screen
         assert isinstance(dash, DashboardScreen)
         run_dir = dash.run_dir
-        await wait_until(pilot, lambda: dash.model.epochs_done >= 1 and bool(dash.model.snapshots), timeout=120, what="the first epoch")
-        assert Path(f"{release}.held").exists() and dash.model.epochs_done == 1  # the engine waits there
+        await wait_until(pilot, lambda: dash.run.model.epochs_done >= 1 and bool(dash.run.model.snapshots), timeout=120, what="the first epoch")
+        assert Path(f"{release}.held").exists() and dash.run.model.epochs_done == 1  # the engine waits there
         # The charts, and a moment later (a frame of their own) the heavy panes, are painted.
         await wait_until(pilot, lambda: bool(dash.query_one("#acc-chart", LineChart).curves[0].points)
                          and dash.query_one(Heatmap).size_c > 0, timeout=5, what="painted panes")
-        assert dash.status == "running"
+        assert dash.run.status == "running"
         assert dash.query_one("#loss-chart", LineChart).curves[0].points
         assert dash.query_one(Heatmap).size_c == 10
         assert "RUNNING" in screen_text(app) and "digits-unif60 · gdw" in screen_text(app)
@@ -110,7 +110,7 @@ async def launch_follow_quit_then_reopen(runs: Path, presets_dir: str | None, re
     async with again.run_test(size=(120, 40)) as pilot:
         await wait_caught_up(pilot)
         dash = again.screen
-        assert dash.status == "finished" and dash.model.final_acc == end["final_acc"]
+        assert dash.run.status == "finished" and dash.run.model.final_acc == end["final_acc"]
         assert f"final {end['final_acc']:.2f}" in screen_text(again)
 
 
@@ -134,14 +134,14 @@ async def stop_and_resume(runs: Path, presets_dir: str | None, releases: list[Pa
         run_dir = app.launch(cfg)
         dash = app.screen
         assert isinstance(dash, DashboardScreen) and run_dir is not None
-        await wait_until(pilot, lambda: Path(f"{releases[0]}.held").exists() and dash.model.epochs_done == 1,
+        await wait_until(pilot, lambda: Path(f"{releases[0]}.held").exists() and dash.run.model.epochs_done == 1,
                          timeout=120, what="the first epoch")
-        await wait_until(pilot, lambda: dash.status == "running", timeout=10, what="a running status")
+        await wait_until(pilot, lambda: dash.run.status == "running", timeout=10, what="a running status")
         await pilot.press("s")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         releases[0].touch()  # the stop was asked while it waited; it stops at its next iteration
-        await wait_until(pilot, lambda: dash.model.ended == "stopped", timeout=60, what="the stop")
+        await wait_until(pilot, lambda: dash.run.model.ended == "stopped", timeout=60, what="the stop")
         await wait_until(pilot, lambda: "STOPPED" in screen_text(app), timeout=5, what="the header")
         app.launched[run_dir].wait(timeout=30)
         assert read_summary(run_dir)["status"] == "stopped" and not engine_alive(run_dir)
@@ -149,11 +149,11 @@ async def stop_and_resume(runs: Path, presets_dir: str | None, releases: list[Pa
         monkeypatch.setenv("GDW_TEST_HOLD", f"epoch:{releases[1]}")
         await pilot.press("R")  # resume from the last checkpoint
         await wait_until(pilot, lambda: Path(f"{releases[1]}.held").exists(), timeout=120, what="the resumed run's epoch")
-        await wait_until(pilot, lambda: dash.status == "running" and not dash.model.ended, timeout=30, what="the resumed run")
-        await wait_until(pilot, lambda: any("resum" in line.message for line in dash.model.log), timeout=30, what="the resume in the log")
+        await wait_until(pilot, lambda: dash.run.status == "running" and not dash.run.model.ended, timeout=30, what="the resumed run")
+        await wait_until(pilot, lambda: any("resum" in line.message for line in dash.run.model.log), timeout=30, what="the resume in the log")
         await pilot.press("s", "y")
         releases[1].touch()
-        await wait_until(pilot, lambda: dash.model.ended == "stopped", timeout=60, what="the second stop")
+        await wait_until(pilot, lambda: dash.run.model.ended == "stopped", timeout=60, what="the second stop")
         app.launched[run_dir].wait(timeout=30)
     assert read_summary(run_dir)["status"] == "stopped"
 
@@ -170,9 +170,9 @@ async def test_a_recorded_real_run_renders(tmp_path: Path) -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_caught_up(pilot)
         dash = app.screen
-        assert dash.status == "finished"
-        assert dash.model.final_acc == pytest.approx(summary["final_acc"], abs=0.01)
-        assert dash.model.epochs_done == summary["epochs"]
+        assert dash.run.status == "finished"
+        assert dash.run.model.final_acc == pytest.approx(summary["final_acc"], abs=0.01)
+        assert dash.run.model.epochs_done == summary["epochs"]
         last_weights = [e for e in events if e["type"] == "weights"][-1]
         heatmap = dash.query_one(Heatmap)
         assert heatmap.value_at(0, 0) == pytest.approx(last_weights["omega"][0][0], rel=1e-5)

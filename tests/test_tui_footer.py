@@ -6,11 +6,11 @@ import gc
 from pathlib import Path
 
 from textual.widgets import Footer as TextualFooter
-from textual.widgets._footer import FooterKey
 
 from fixtures.tui_support import FINISHED_10, wait_caught_up
 from gdw_tui.app import GdwApp
 from gdw_tui.widgets.footer import Footer
+from gdw_tui.textual_compat import FooterKey
 
 
 async def live_footer_keys(app: GdwApp, pilot, presses: int) -> tuple[int, int]:

@@ -25,10 +25,11 @@ from fixtures.tui_support import (
 )
 from gdw_tui.app import GdwApp
 from gdw_tui.estimate import NO_ESTIMATE, estimate_run_time, finished_runs
-from gdw_tui.messages import LaunchRequested, ResumeRequested, StopRequested
+from gdw_tui.messages import LaunchRequested, ResumeRequested, StopRunRequested
 from gdw_tui.presets_screen import OTHER_HEADER, QUICK_HEADER, PresetList, PresetsScreen
 from gdw_tui.quit_screen import QuitScreen
 from gdw_tui.runs_screen import RunsScreen, changes_from_preset
+from gdw_tui.textual_compat import notifications
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +52,7 @@ class RecordingApp(GdwApp):
         message.prevent_default()  # Textual would call GdwApp's handler next: it would really act
         self.requests.append(message)
 
-    on_launch_requested = on_stop_requested = on_resume_requested = record
+    on_launch_requested = on_stop_run_requested = on_resume_requested = record
 
 
 def flat(text: str) -> str:
@@ -72,7 +73,7 @@ def option_ids(screen: PresetsScreen) -> list[str | None]:
 
 
 def notes(app) -> list[str]:
-    return [n.message for n in app._notifications]
+    return [n.message for n in notifications(app)]
 
 
 # --- the preset list -------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ async def test_runs_screen_asks_the_app_to_stop_and_resume_by_message(runs: Path
             move_to(screen, INTERRUPTED)
             await pilot.press("s", "y")
             await wait_until(pilot, lambda: bool(app.requests), what="the stop request")
-            assert app.requests == [StopRequested(runs / INTERRUPTED)]
+            assert app.requests == [StopRunRequested(runs / INTERRUPTED)]
             move_to(screen, STOPPED)
             await pilot.press("R")
             await wait_until(pilot, lambda: len(app.requests) == 2, what="the resume request")
@@ -421,7 +422,7 @@ async def test_the_app_acts_on_a_stop_request(runs: Path) -> None:
     with engine_holding_the_lock(runs / INTERRUPTED) as engine:
         app = GdwApp(runs)
         async with app.run_test(size=(120, 30)) as pilot:
-            app.post_message(StopRequested(runs / INTERRUPTED))
+            app.post_message(StopRunRequested(runs / INTERRUPTED))
             await pilot.pause()
         assert engine.wait(timeout=10) == -15  # SIGTERM, sent through the run's lock
 

@@ -19,7 +19,7 @@ from gdw_tui.run_model import MAX_SNAPSHOTS, RunModel, flat_matrix, thin_snapsho
 from gdw_tui.series import BoundedSeries
 from gdw_tui.tailer import RunTail
 from gdw_tui.widgets.heatmap import downsample, finite_range, format_value
-from gdw_tui.widgets.line_chart import Curve, nice_step, render_chart
+from gdw_tui.chart_render import Curve, nice_step, render_chart
 from gdw_tui.widgets.palette import level, levels
 from gdw_tui.widgets.palette import LEVELS, MISSING_RGB, VIRIDIS, level, level_rgb, value_color
 
@@ -357,3 +357,13 @@ def test_docs_key_tables_match_the_help_screen() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "ui.md").read_text()
     rows = [line for line in help_text().splitlines() if line.startswith("| `")]
     assert rows and all(row in docs for row in rows), [row for row in rows if row not in docs]
+
+
+def test_the_chart_renderer_is_pure() -> None:
+    """gdw_tui.chart_render draws without Textual (the widget is gdw_tui.widgets.line_chart)."""
+    import subprocess
+    import sys
+
+    code = "import sys, gdw_tui.chart_render; print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

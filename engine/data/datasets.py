@@ -44,7 +44,7 @@ def load_digits() -> RawArrays:
     path = _digits_cache_path()
     if path is not None:
         try:
-            with np.load(path) as f:
+            with np.load(path, allow_pickle=False) as f:  # a file is data, never code
                 return RawArrays(f["train_x"], f["train_y"], f["test_x"], f["test_y"], [str(d) for d in range(10)], False)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # no cache yet, or a damaged one: rebuild it below

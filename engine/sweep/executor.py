@@ -15,7 +15,14 @@ from ..config import ConfigError
 if TYPE_CHECKING:
     from .store import Sweep
 
-EXECUTORS = ("local", "slurm")
+EXECUTORS = ("local", "slurm")  # the one list: the spec, the CLI and the sweep form check against it
+
+
+def check_executor(name: str) -> str:
+    """`name` when it is an executor; ConfigError (the one "unknown executor" line) otherwise."""
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{name}'; valid executors: {', '.join(EXECUTORS)}")
+    return name
 
 
 class Executor(Protocol):
@@ -36,10 +43,8 @@ def preflight(name: str, options: dict[str, Any]) -> None:
 
     slurm: `sbatch` on PATH, then engine.sweep.slurm.preflight(options) (e.g. a partition Slurm rejects).
     """
-    if name == "local":
+    if check_executor(name) == "local":
         return
-    if name != "slurm":
-        raise ConfigError(f"unknown executor '{name}'; valid executors: {', '.join(EXECUTORS)}")
     import shutil
 
     if shutil.which("sbatch") is None:
@@ -53,12 +58,10 @@ def preflight(name: str, options: dict[str, Any]) -> None:
 
 def make_executor(name: str, options: dict[str, Any]) -> Executor:
     """The executor called `name` with its options; ConfigError (one line) for an unknown or unusable one."""
-    if name == "local":
+    if check_executor(name) == "local":
         from .local import LocalExecutor
 
         return LocalExecutor(options)
-    if name == "slurm":
-        from .slurm import SlurmExecutor  # lazily: submitit is needed only here
+    from .slurm import SlurmExecutor  # lazily: submitit is needed only here
 
-        return SlurmExecutor(options)
-    raise ConfigError(f"unknown executor '{name}'; valid executors: {', '.join(EXECUTORS)}")
+    return SlurmExecutor(options)

@@ -156,6 +156,14 @@ def preflight(options: dict[str, Any]) -> None:
 # --- the executor --------------------------------------------------------------------------------
 
 
+def private_folder(path: Path) -> Path:
+    """submitit's folder, writable and readable by this user only: the compute node unpickles the
+    calls it finds there, so another user who could write into it could run code as this one."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # made before with a looser mode, or under a umask that kept more bits
+    return path
+
+
 class SlurmExecutor:
     name = "slurm"
 
@@ -164,7 +172,7 @@ class SlurmExecutor:
 
     def _submitit(self, sweep: "Sweep") -> submitit.SlurmExecutor:
         o = self.options
-        ex = submitit.SlurmExecutor(folder=sweep.dir / SLURM_DIR, max_num_timeout=MAX_REQUEUES)
+        ex = submitit.SlurmExecutor(folder=private_folder(sweep.dir / SLURM_DIR), max_num_timeout=MAX_REQUEUES)
         params: dict[str, Any] = {
             "job_name": f"gdw-{sweep.id}",
             "time": o.get("time") or partition_time_min(o.get("partition")),

@@ -29,9 +29,15 @@ from ..config import (
     METHODS, ConfigError, _suggest, coerce, load_preset, load_toml_file, lookup_field, parse_set,
     resolve_preset_path,
 )
+from .executor import EXECUTORS, check_executor
 
 PAPER_SEEDS = (1, 10, 100, 1000, 10000)  # appendix C
-EXECUTORS = ("local", "slurm")
+
+
+class Lines:
+    """The kind of an option that is a list of lines: a string is ONE line (a shell line may hold
+    commas, e.g. `export CUDA_VISIBLE_DEVICES=0,1`); several lines are a list."""
+
 
 # Executor options: name -> (kind, help). Lists are given as comma-separated text on the command line.
 LOCAL_OPTIONS: dict[str, tuple[type, str]] = {
@@ -46,7 +52,7 @@ SLURM_OPTIONS: dict[str, tuple[type, str]] = {
     "cpus": (int, "CPUs per task"),
     "mem": (int, "memory per task, GB"),
     "array_parallelism": (int, "at most this many array tasks at once"),
-    "setup": (list, "shell lines run before each task (e.g. `module load cuda`)"),
+    "setup": (Lines, "shell lines run before each task (e.g. `module load cuda`)"),
     "account": (str, "Slurm account"),
     "qos": (str, "Slurm QOS"),
 }
@@ -153,9 +159,7 @@ def check_grid_axis(name: str, values: list[Any]) -> tuple[str, list[Any]]:
 
 def parse_options(executor: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
     """Executor options by name: checked types, lists from comma-separated text; unknown names refused."""
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor '{executor}'; valid executors: {', '.join(EXECUTORS)}")
-    schema = OPTIONS[executor]
+    schema = OPTIONS[check_executor(executor)]
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None:
@@ -192,6 +196,11 @@ def _label(executor: str, key: str, where: str) -> str:
 
 
 def _option_value(kind: type, value: Any, label: str) -> Any:
+    if kind is Lines:
+        lines = [value] if isinstance(value, str) else value
+        if not isinstance(lines, (list, tuple)) or not lines or not all(isinstance(x, str) and x.strip() for x in lines):
+            raise ConfigError(f"{label} must be a line or a list of lines (got {value!r})")
+        return [x.strip() for x in lines]
     if kind is list:
         if isinstance(value, str):
             return _items(value, label)
@@ -271,10 +280,12 @@ def load_sweep_file(path: str | os.PathLike[str]) -> SweepSpec:
         executor = raw.get("executor", "local")
         if not isinstance(executor, str):
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)} (got {executor!r})")
-        options = parse_options(executor, raw.get(executor, {}) if isinstance(raw.get(executor, {}), dict) else {"?": 0}, f"[{executor}]")
-        for other in EXECUTORS:
-            if other != executor and other in raw and not isinstance(raw[other], dict):
-                raise ConfigError(f"[{other}] must be a table of options")
+        for table in EXECUTORS:
+            if table in raw and not isinstance(raw[table], dict):
+                example = {"local": "workers = 2", "slurm": 'partition = "gpu"'}[table]
+                raise ConfigError(f"{table} must be a table of options: a line [{table}], then one option per line "
+                                  f"such as {example} (got {table} = {raw[table]!r})")
+        options = parse_options(executor, raw.get(executor, {}), f"[{executor}]")
     except ConfigError as e:
         raise ConfigError(f"{src}: {e}") from None
     name = raw.get("name", p.stem)

@@ -6,26 +6,15 @@ reactive. That binding is a watcher kept on the footer, and Textual prunes watch
 widgets only when `compact` itself changes — which never happens here. So every rebuild kept
 the previous keys alive: measured with scripts/ui_soak.py, the UI grew from 276 MB at minute 5
 to 716 MB at minute 30 (the keys with their styles, about 20 widgets a focus change). This
-footer drops the watchers of removed keys before each rebuild, so at most one generation of old
-keys waits for the garbage collector.
+footer drops the watchers of removed keys before each rebuild (through gdw_tui.textual_compat),
+so at most one generation of old keys waits for the garbage collector.
 """
 
 from __future__ import annotations
 
-from textual.dom import DOMNode
 from textual.widgets import Footer as TextualFooter
 
-WATCHERS = "__watchers"  # where Textual's reactive module keeps a node's watchers (textual/reactive.py)
-
-
-def drop_closed_watchers(node: DOMNode) -> int:
-    """Forget the watchers that belong to widgets already removed; how many were dropped."""
-    dropped = 0
-    for entries in (getattr(node, WATCHERS, None) or {}).values():
-        kept = [(owner, callback) for owner, callback in entries if not owner._closing]
-        dropped += len(entries) - len(kept)
-        entries[:] = kept
-    return dropped
+from ..textual_compat import drop_closed_watchers
 
 
 class Footer(TextualFooter):

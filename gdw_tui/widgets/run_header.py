@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widget import Widget
 
 from ..formatting import badge, format_acc, format_clock, format_duration, format_speed, format_usage
 from ..resources import Usage
-from ..run_model import RunModel
+from ..run_model import INFO, PROGRESS, RunModel
 
 
 def header_text(model: RunModel, status: str, now: float | None, width: int, reading: bool = False,
@@ -69,6 +71,13 @@ class RunHeader(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.text = Text()
+
+    FACETS = frozenset({INFO, PROGRESS})
+
+    def update(self, run) -> None:
+        """Paint from a RunFollower (gdw_tui/run_follower.py): the clock ticks only while the run is live."""
+        live = run.status in ("running", "stopping")
+        self.show(run.model, run.status, time.time() if live else None, not run.caught_up, run.usage if live else None)
 
     def show(self, model: RunModel, status: str, now: float | None, reading: bool = False, usage: Usage | None = None) -> None:
         text = header_text(model, status, now, self.size.width or 80, reading, usage)

@@ -13,6 +13,8 @@ from rich.console import RenderableType
 from textual.events import Resize
 from textual.widgets import RichLog
 
+from ..textual_compat import rich_log_size_known
+
 
 class RunLog(RichLog):
     # The scrollbar's column is always reserved: lines wrapped before it appears still fit after.
@@ -28,7 +30,7 @@ class RunLog(RichLog):
 
     def write(self, content: RenderableType | object, *args, **kwargs) -> "RunLog":
         # Writes before the size is known are deferred by RichLog and come back through here.
-        if self._size_known:
+        if rich_log_size_known(self):
             self._entries.append(content)
             self._wrapped_at = self.scrollable_content_region.width
         return super().write(content, *args, **kwargs)
@@ -39,7 +41,7 @@ class RunLog(RichLog):
 
     def on_resize(self, event: Resize) -> None:  # RichLog's own handler runs after this one
         width = self.scrollable_content_region.width
-        if not self._size_known or not self._entries or width == self._wrapped_at:
+        if not rich_log_size_known(self) or not self._entries or width == self._wrapped_at:
             return
         at_bottom = self.is_vertical_scroll_end
         top = self.scroll_y
