@@ -184,6 +184,7 @@ def sweep_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -201,6 +202,7 @@ def sweep_cmd(
     try:
         check_presets_dir(presets_dir)
         spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
+        spec.force = spec.force or force
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
         if device is not None:

@@ -74,7 +74,7 @@ def _no_traceback_one_line(result) -> str:
 
 BAD = [
     (["digits-clean", "digits-nope"], "unknown preset 'digits-nope'"),
-    (["digits-clean", "--methods", "erm,foo"], "error: unknown method 'foo' in --methods; valid methods: erm, l2rw, mwnet, gdw, gdw-nozm"),
+    (["digits-clean", "--methods", "erm,foo"], "error: unknown method 'foo' in --methods; valid methods: erm, l2rw, mwnet, glc, coteach, insw, gdw, gdw-nozm"),
     (["digits-clean", "--methods", "erm,erm"], "error: --methods lists 'erm' twice"),
     (["digits-clean", "--seeds", ""], "error: --seeds must be a comma-separated list with no empty items (got '')"),
     (["digits-clean", "--seeds", "1,10,1"], "error: --seeds lists 1 twice"),
@@ -166,3 +166,23 @@ def test_an_executor_option_written_as_a_string_says_how_to_write_the_table(tmp_
         load_sweep_file(sweep_file)
     assert str(e.value) == ("s.toml: local must be a table of options: a line [local], then one option per line "
                             "such as workers = 2 (got local = 'workers=2')")
+
+
+def test_label_noise_methods_on_imbalance_only_presets_need_force(tmp_path):
+    from engine.config import ConfigError
+    from engine.sweep.spec import SweepSpec, expand, load_sweep_file
+
+    spec = SweepSpec(presets=["digits-unif60", "digits-imb"], methods=["erm", "glc"], seeds=[1])
+    with pytest.raises(ConfigError, match="^glc is a label-noise method and preset digits-imb has no label noise"):
+        expand(spec)
+    spec.force = True
+    assert [(p.preset, p.method) for p in expand(spec)] == [
+        ("digits-unif60", "erm"), ("digits-unif60", "glc"), ("digits-imb", "erm"), ("digits-imb", "glc")]
+    # Label noise with imbalance (Table 8's mixed settings) and clean data are not refused.
+    expand(SweepSpec(presets=["cifar10-mix-unif40-imb10", "digits-clean"], methods=["coteach"], seeds=[1]))
+    # The digits sweep file runs all seven methods on all three settings, saying so with force = true.
+    digits = load_sweep_file(Path(__file__).resolve().parents[1] / "presets" / "sweeps" / "digits.toml")
+    assert digits.force and len(expand(digits)) == 105
+    (tmp_path / "bad.toml").write_text('presets = ["digits-imb"]\nforce = "yes"\n')
+    with pytest.raises(ConfigError, match="^bad.toml: force must be true or false"):
+        load_sweep_file(tmp_path / "bad.toml")
