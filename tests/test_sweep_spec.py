@@ -36,9 +36,12 @@ def test_expansion_is_presets_x_grid_x_methods_x_seeds_with_validated_configs():
 
 def test_builtin_sweep_files_expand():
     sizes = {name: len(expand(load_sweep_file(path))) for name, path in builtin_sweeps().items()}
-    assert sizes == {"digits": 60, "table8": 160, "noise": 160, "imbalance": 200}
+    assert sizes == {"digits": 105, "table8": 200, "noise": 280, "imbalance": 250, "clothing1m": 7}
     digits = load_sweep_file(builtin_sweeps()["digits"])
-    assert digits.methods == ["erm", "l2rw", "mwnet", "gdw"] and digits.seeds == [1, 10, 100, 1000, 10000]
+    assert digits.methods == ["erm", "l2rw", "mwnet", "glc", "coteach", "insw", "gdw"] and digits.seeds == [1, 10, 100, 1000, 10000]
+    noise = load_sweep_file(builtin_sweeps()["noise"])
+    assert set(noise.methods) == {"erm", "coteach", "glc", "l2rw", "mwnet", "insw", "gdw"}
+    assert "insw" in load_sweep_file(builtin_sweeps()["imbalance"]).methods
     assert digits.options == {"workers": 2}
 
 
@@ -50,7 +53,7 @@ def test_sweep_file_schema(tmp_path):
     assert (spec.name, spec.seeds, spec.sets, spec.grid, spec.options) == (
         "g", [3, 4], {"train.epochs": 2}, {"train.outer_lr": [10.0, 100.0]}, {"workers": 2})
     cases = {
-        'presets = ["digits-clean"]\nseed = [1]\n': "g.toml: unknown field 'seed'; did you mean 'seeds'?; valid fields: name, description, presets, methods, seeds, set, grid, executor, local, slurm",
+        'presets = ["digits-clean"]\nseed = [1]\n': "g.toml: unknown field 'seed'; did you mean 'seeds'?; valid fields: name, description, presets, methods, seeds, set, grid, executor, local, slurm, force",
         'presets = []\n': "g.toml: presets must be a non-empty list of preset names",
         'presets = ["digits-clean"]\n[set]\ntrain.epoch = 2\n': "g.toml: unknown field 'train.epoch'; did you mean 'train.epochs'?",
         'presets = ["digits-clean"]\n[grid]\ntrain.lr = 0.1\n': "g.toml: [grid] train.lr must be a list of values (got 0.1)",
