@@ -190,7 +190,8 @@ def sweep_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="the sweep's name (default: the file's or the first preset)"),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
     presets_dir: Optional[str] = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where dataset files are"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
+    download: bool = typer.Option(False, "--download", help="download CIFAR if missing (each run, as `gdw run --download`)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda (GPU slots come from --gpus)"),
     executor: Optional[str] = typer.Option(None, "--executor", help="local (default) or slurm"),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="local: GPU indices, e.g. 0,1 (default: all visible)"),
@@ -198,6 +199,7 @@ def sweep_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -217,8 +219,11 @@ def sweep_cmd(
     try:
         check_presets_dir(presets_dir)
         spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
+        spec.force = spec.force or force
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
+        if download:
+            spec.sets["data.download"] = True
         if device is not None:
             spec.sets["train.device"] = coerce("train.device", device)
         for dotted, value in (("train.log", log), ("train.log_to", log_to)):
@@ -321,10 +326,18 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
         sweep = sweep_of(root, ref)
         if sweep is None:
             return False
-        sweep.set_stopped(True)
         executor = make_executor(sweep.executor, sweep.options)
     except ConfigError as e:
         _fail(str(e))
+    try:
+        sweep.set_stopped(True)
+    except OSError as e:  # a full or read-only disk: stopping must not depend on writing
+        from engine.sweep.local import signal_scheduler
+
+        told = sweep.executor == "local" and signal_scheduler(sweep)
+        err.print(f"warning: cannot mark {sweep.dir.name}/sweep.json stopped ({e.strerror or e}); "
+                  + ("its scheduler was told by signal to start no more runs; " if told else "")
+                  + "stopping the runs", markup=False, highlight=False, soft_wrap=True)
     deadline = time.time() + wait_s
     signalled = set()
     while True:  # again and again: a task launched just before the flag was set is stopped too

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import resource
 import signal
 
 from engine.rundir import checkpoint_path
-from engine.runs import delete_run, lock_pid, read_summary, run_status
+from engine.runs import delete_run, load_run_config, lock_pid, read_summary, run_status
 from engine.sweep.store import find_sweep, list_sweeps, scheduler_alive
 from lifecycle_helpers import events, gdw, gdw_popen, sweep_id, wait_for
 
@@ -138,3 +139,43 @@ def test_a_corrupt_checkpoint_in_a_sweep_is_said_and_the_run_can_start_over(tmp_
     bad = gdw("resume", sweep.id, "--restart", "nosuchrun", "--runs-dir", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.strip() == (
         f"error: --restart nosuchrun is not a run of sweep {sweep.id} (its runs: `gdw show {sweep.id}`)")
+
+
+def no_file_writes() -> None:
+    """In the child: every write of a byte to a file fails (EFBIG), as on a full disk."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_stop_sweep_works_when_sweep_json_cannot_be_written(tmp_path):
+    r = gdw("sweep", "digits-unif60", "--methods", "erm", "--seeds", "1,10", "--set", "train.epochs=40", "--device", "cpu",
+            "--workers", "1", "--detach", "--runs-dir", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    sweep = find_sweep(tmp_path, sweep_id(r.stdout))
+    first, second = (tmp_path / e["run_id"] for e in sweep.runs)
+    wait_for(lambda: checkpointed(first), timeout=300, what="the first run to checkpoint an epoch")
+    stop = gdw("stop", sweep.id, "--runs-dir", str(tmp_path), preexec_fn=no_file_writes)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "Traceback" not in stop.stderr and stop.stderr.startswith(
+        f"warning: cannot mark {sweep.id}/sweep.json stopped (File too large); its scheduler was told by signal"), stop.stderr
+    wait_for(lambda: not scheduler_alive(sweep), what="the scheduler to end")
+    assert run_status(first) == "stopped" and run_status(second) == "created"  # stopped, and nothing else started
+    assert not find_sweep(tmp_path, sweep.id).stopped  # it could not be written
+    assert "stop requested by signal: no more runs start" in (sweep.dir / "scheduler.log").read_text()
+
+
+def test_sweep_checks_the_dataset_before_creating_anything_and_takes_download(tmp_path):
+    runs = tmp_path / "runs"
+    r = gdw("sweep", "cifar10-unif40", "cifar10-imb10", "--methods", "erm,gdw", "--seeds", "1,10", "--data-dir",
+            str(tmp_path / "empty"), "--detach", "--runs-dir", str(runs))
+    assert r.returncode == 2 and r.stdout == "" and not runs.exists(), r.stdout + r.stderr
+    assert r.stderr.strip() == (f"error: cifar10 files not found: expected data_batch_1, data_batch_2, data_batch_3, "
+                                f"data_batch_4, data_batch_5, test_batch, batches.meta in {tmp_path}/empty/cifar-10-batches-py; "
+                                "pass --download (in the UI's form: download) to fetch them, or point data.data_dir at them")
+    # --download and --data-dir reach every run, as with `gdw run` (digits: nothing to fetch).
+    r = gdw("sweep", "digits-clean", "--methods", "erm", "--seeds", "1", "--set", "train.epochs=1", "--device", "cpu",
+            "--download", "--data-dir", str(tmp_path / "d"), "--wait", "--runs-dir", str(runs), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (run_dir,) = find_sweep(runs, sweep_id(r.stdout)).run_dirs()
+    cfg = load_run_config(run_dir)
+    assert (cfg["data"]["download"], cfg["data"]["data_dir"]) == (True, str(tmp_path / "d"))

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -109,6 +111,10 @@ class Scheduler:
         self.free = list(range(len(slots)))
         self.children: dict[str, tuple[subprocess.Popen, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
+        self.stop_requested = False  # SIGTERM (`gdw stop` where sweep.json cannot be written): as if stopped
+
+    def stopping(self) -> bool:
+        return self.stop_requested or self.sweep.reload().stopped
 
     def _take_slot(self, gpu: str | None = None) -> int | None:
         for i in self.free:
@@ -153,7 +159,7 @@ class Scheduler:
             if rc == CLAIMED:  # another task got there first: wait for it instead
                 self._adopt(run_dir)
                 continue
-            s = record_exit(run_dir, rc, self.sweep.reload().stopped)
+            s = record_exit(run_dir, rc, self.stopping())
             status = s.get("status")
             detail = f" final_acc={s['final_acc']:.2f}" if status == "finished" and s.get("final_acc") is not None else (
                 f" ({s.get('message')})" if s.get("message") else "")
@@ -163,7 +169,7 @@ class Scheduler:
                 del self.adopted[run_id]
                 if slot is not None:
                     self.free.append(slot)
-                s = record_exit(self.sweep.runs_dir / run_id, None, self.sweep.reload().stopped)
+                s = record_exit(self.sweep.runs_dir / run_id, None, self.stopping())
                 detail = f" ({s.get('message')})" if s.get("status") == "failed" and s.get("message") else ""
                 self.say(f"{time.strftime('%H:%M:%S')} {s.get('status', 'ended')} {run_id} (adopted){detail}")
 
@@ -172,6 +178,9 @@ class Scheduler:
         if lock is None:
             self.say(f"sweep {self.sweep.id}: another scheduler is running it; it starts the remaining runs")
             return 0
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._stop_requested)
         try:
             todo: deque[Path] = deque()
             for run_dir in run_dirs if run_dirs is not None else self.sweep.run_dirs():
@@ -187,7 +196,7 @@ class Scheduler:
             last_refresh = 0.0
             while True:
                 self._reap()
-                while self.free and todo and not self.sweep.reload().stopped:
+                while self.free and todo and not self.stopping():
                     run_dir = todo.popleft()
                     if read_summary(run_dir).get("status") == "finished":
                         continue
@@ -198,7 +207,7 @@ class Scheduler:
                 if self.on_refresh is not None and time.monotonic() - last_refresh >= REFRESH_S:
                     last_refresh = time.monotonic()
                     self.on_refresh(self.sweep)
-                if not self.children and not self.adopted and (not todo or self.sweep.stopped):
+                if not self.children and not self.adopted and (not todo or self.stopping()):
                     break
                 time.sleep(POLL_S)
             if self.on_refresh is not None:
@@ -206,6 +215,13 @@ class Scheduler:
             return 0
         finally:
             os.close(lock)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _stop_requested(self, signum: int, frame: Any) -> None:
+        if not self.stop_requested:
+            self.say(f"{time.strftime('%H:%M:%S')} stop requested by signal: no more runs start")
+        self.stop_requested = True
 
 
 class LocalExecutor:
@@ -241,15 +257,13 @@ def record_exit(run_dir: Path, rc: int | None, sweep_stopped: bool) -> dict[str,
     child: its exit code is unknown). A run of a sweep the user stopped (`gdw stop --now` kills) is
     left as it is: it resumes from its checkpoint.
     """
-    import signal as signals
-
     s = read_summary(run_dir)
     status = s.get("status")
     if status == "finished" or sweep_stopped or not run_dir.is_dir() or busy(run_dir):
         return s
     if rc is not None and rc < 0:
         try:
-            name = signals.Signals(-rc).name
+            name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
         why = f"killed ({name}; out of memory?) before it ended"
@@ -290,10 +304,22 @@ def engine_error(run_dir: Path) -> str | None:
     return errors[-1] if errors else None
 
 
+def signal_scheduler(sweep: Sweep) -> bool:
+    """SIGTERM to the sweep's local scheduler (its pid is in its lock): it starts no more runs.
+    True if one was signalled."""
+    from .store import SCHEDULER_LOCK
+
+    if not scheduler_alive(sweep):
+        return False
+    try:
+        os.kill(int((sweep.dir / SCHEDULER_LOCK).read_text().split()[0]), signal.SIGTERM)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def stop_runs(run_dirs: list[Path]) -> list[Path]:
     """SIGTERM to each run's task (the engine checkpoints and exits, status `stopped`); the runs signalled."""
-    import signal
-
     hit = []
     for run_dir in run_dirs:
         if not claimed(run_dir) and not engine_alive(run_dir):
