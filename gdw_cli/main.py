@@ -35,7 +35,21 @@ app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False,
 RunsDir = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
 PresetsDir = typer.Option(None, "--presets-dir", metavar="DIR", help="extra presets directory (also $GDW_PRESETS)")
 JsonOutput = typer.Option(False, "--json", help="print JSON instead of a table")
+LogOption = typer.Option(None, "--log", metavar="BACKEND", help="stream the records live: tensorboard, mlflow or wandb (train.log)")
+LogToOption = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)")
 NOT_A_TERMINAL = "stdout is not a terminal: training headless (as with --headless)"
+
+
+def log_overrides(log: str | None, log_to: str | None) -> dict[str, Any]:
+    """--log and --log-to as the preset fields they set (checked like any --set)."""
+    from engine.config import coerce
+
+    out: dict[str, Any] = {}
+    if log is not None:
+        out["train.log"] = coerce("train.log", log)
+    if log_to is not None:
+        out["train.log_to"] = coerce("train.log_to", log_to)
+    return out
 
 
 def field_help(dotted: str) -> str:
@@ -136,13 +150,17 @@ def run(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
     download: bool = typer.Option(False, "--download", help="download CIFAR if missing"),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="FIELD=VALUE", help="override any field, e.g. train.lr=0.05 (repeatable; see `gdw fields`)"),
+    log: Optional[str] = LogOption,
+    log_to: Optional[str] = LogToOption,
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
     """Start a run. With --headless (or without a terminal) it trains here; otherwise it starts the engine detached and opens the UI on it."""
     headless = headless_unless_terminal(headless)
     try:
-        cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
+        overrides = overrides_from(method, seed, epochs, device, data_dir, download, sets)
+        overrides.update(log_overrides(log, log_to))
+        cfg = load_preset(preset, overrides, presets_dir)
         root = runs_dir_from(runs_dir)
         # Bad input makes no run: the device and the dataset's files are checked first (the UI's
         # launch form runs the same pre-flight).
