@@ -243,4 +243,6 @@ def _child(request: dict[str, Any], server_fds: tuple[int, ...]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    from ..fast_exit import exit_process
+
+    exit_process(serve())  # torch's teardown cost seconds after a sweep's last run
