@@ -21,7 +21,7 @@ from engine.sweep.spec import (
     PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
-from engine.sweep.executor import check_executor, preflight
+from engine.sweep.executor import check_executor, executor_text, preflight
 from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
 
 console = Console()
@@ -265,7 +265,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     states = run_states(sweep, _job_states(sweep, make_executor))
     out = _out()
     head = Table(show_header=False, box=None, pad_edge=False)
-    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", f"{sweep.executor} {sweep.options or ''}".strip()),
+    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", executor_text(sweep.executor, sweep.options)),
                  ("scheduler", "stopped (gdw resume to go on)" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-"),
                  ("directory", str(sweep.dir))]:
         head.add_row(k, v)
