@@ -24,7 +24,7 @@ from engine.runs import (
     EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
 )
 
-from . import export_command, sweep_commands
+from . import export_command, plot_command, sweep_commands
 from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
 from .help_format import Command
@@ -168,10 +168,11 @@ def resume(
     headless: bool = typer.Option(False, "--headless", help="train in this process instead of detached + UI (the default when stdout is not a terminal)"),
     detach: bool = typer.Option(False, "--detach", help="start the engine detached and return at once"),
     wait: bool = typer.Option(False, "--wait", help="a sweep: return only when every run has ended"),
+    restart: Optional[list[str]] = typer.Option(None, "--restart", metavar="RUN", help="a sweep: start this run over (e.g. a corrupt checkpoint), keeping its attempt under attempts/N/ (repeatable)"),
     runs_dir: Optional[str] = RunsDir,
 ) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (or every unfinished run of a sweep)."""
-    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait):
+    if sweep_commands.resume_if_sweep(run_ref, runs_dir, detach, wait, restart):
         return
     if not detach:
         headless = headless_unless_terminal(headless)
@@ -353,8 +354,10 @@ def runs_cmd(
 @app.command(cls=Command)
 def tui(
     run_ref: Optional[str] = typer.Argument(None, metavar="RUN", help="a run id or run directory to open"),
-    serve: bool = typer.Option(False, "--serve", help="serve the UI in a browser tab on localhost (textual-serve)"),
+    serve: bool = typer.Option(False, "--serve", help="serve the UI in a browser tab (textual-serve), behind a token"),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="port for --serve"),
+    host: Optional[str] = typer.Option(None, "--host", help="address for --serve to listen on (default 127.0.0.1: this machine only)"),
+    token: Optional[str] = typer.Option(None, "--token", help="the token for --serve's URL (also $GDW_TUI_TOKEN; default: a random one)"),
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
@@ -365,12 +368,18 @@ def tui(
     try:
         open_run = find_run(root, run_ref) if run_ref else None
         check_presets_dir(presets_dir)
+        for given, name in ((host, "--host"), (token, "--token")):
+            if given is not None and not serve:
+                raise ConfigError(f"{name} needs --serve")
         if serve:
             check_serve_available()
+            from gdw_tui.serve import choose_token
+
+            token = choose_token(token)
     except ConfigError as e:
         fail(str(e))
 
-    run_tui(root, presets_dir, open_run, serve=serve, port=port)
+    run_tui(root, presets_dir, open_run, serve=serve, port=port, host=host, token=token)
 
 
 @app.command(cls=Command)
@@ -427,6 +436,7 @@ def bench(
 
 sweep_commands.register(app)  # gdw sweep, gdw sweeps, gdw report
 export_command.register(app)  # gdw export
+plot_command.register(app)  # gdw plot
 
 
 def main() -> None:

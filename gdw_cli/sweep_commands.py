@@ -22,7 +22,7 @@ from engine.sweep.spec import (
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import check_executor, executor_text, preflight
-from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_alive, sweep_named
+from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 
 console = Console()
 err = Console(stderr=True)
@@ -130,15 +130,29 @@ def submit_and_follow(sweep: Sweep, run_dirs: list[Path], detach: bool, wait: bo
                       markup=False, highlight=False, soft_wrap=True)
         print(f"sweep={sweep.id}", flush=True)
         return 130
-    if foreground or wait:
-        c = counts(states)
-        if c["failed"]:
-            console.print(f"{c['failed']} run(s) failed; `gdw show {sweep.id}` lists them, `gdw resume {sweep.id}` retries them",
-                          markup=False, highlight=False, soft_wrap=True)
-    elif detach:
+    short = not_finished(sweep.reload(), states) if (foreground or wait) else []
+    if short:
+        console.print(f"{len(short)} of {len(states)} run(s) did not finish:", markup=False, highlight=False, soft_wrap=True)
+        for line in short:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"`gdw show {sweep.id}` lists them, `gdw resume {sweep.id}` retries them",
+                      markup=False, highlight=False, soft_wrap=True)
+    elif detach and not wait:
         console.print(f"scheduler detached; follow with `gdw show {sweep.id}` or `gdw-tui`", markup=False, highlight=False, soft_wrap=True)
     print(f"sweep={sweep.id}", flush=True)
-    return 1 if (foreground or wait) and counts(states)["failed"] else 0
+    return 1 if short else 0
+
+
+def not_finished(sweep: Sweep, states: dict[str, str]) -> list[str]:
+    """`RUN status (why)` for each run that ended without finishing: failed, killed, missing, or left
+    pending by a scheduler that died. A sweep the user stopped may leave runs stopped or pending."""
+    out = []
+    for run_id, status in states.items():
+        if status == "finished" or (sweep.stopped and status in ("stopped", "created", "interrupted")):
+            continue
+        message = read_summary(sweep.runs_dir / run_id).get("message") if status == "failed" else ""
+        out.append(f"{run_id} {status}" + (f" ({message})" if message else ""))
+    return out
 
 
 def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
@@ -176,7 +190,8 @@ def sweep_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="the sweep's name (default: the file's or the first preset)"),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
     presets_dir: Optional[str] = typer.Option(None, "--presets-dir", help="extra presets directory (also $GDW_PRESETS)"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="where dataset files are"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
+    download: bool = typer.Option(False, "--download", help="download CIFAR if missing (each run, as `gdw run --download`)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda (GPU slots come from --gpus)"),
     executor: Optional[str] = typer.Option(None, "--executor", help="local (default) or slurm"),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="local: GPU indices, e.g. 0,1 (default: all visible)"),
@@ -203,6 +218,8 @@ def sweep_cmd(
         spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
+        if download:
+            spec.sets["data.download"] = True
         if device is not None:
             spec.sets["train.device"] = coerce("train.device", device)
         local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
@@ -229,13 +246,18 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
 
     root = runs_dir_from(runs_dir)
     table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
+    died = []
     for sweep in list_sweeps(root):
-        c = counts(run_states(sweep, _job_states(sweep, make_executor)))
-        scheduler = ("stopped" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-") if sweep.executor == "local" else (
-            "stopped" if sweep.stopped else "-")
+        states = run_states(sweep, _job_states(sweep, make_executor))
+        c = counts(states)
+        scheduler = scheduler_state(sweep, states)
+        if scheduler == "died":
+            died.append(sweep)
         table.add_row(sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
                       str(c["pending"]), sweep.executor, scheduler)
     _out().print(table)
+    for sweep in died:
+        _out().print(f"{sweep.id}: {died_hint(sweep)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _job_states(sweep: Sweep, make_executor: Any) -> dict[str, str]:
@@ -266,7 +288,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     out = _out()
     head = Table(show_header=False, box=None, pad_edge=False)
     for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", executor_text(sweep.executor, sweep.options)),
-                 ("scheduler", "stopped (gdw resume to go on)" if sweep.stopped else "alive" if scheduler_alive(sweep) else "-"),
+                 ("scheduler", scheduler_line(sweep, states)),
                  ("directory", str(sweep.dir))]:
         head.add_row(k, v)
     out.print(head)
@@ -282,6 +304,11 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     return True
 
 
+def scheduler_line(sweep: Sweep, states: dict[str, str]) -> str:
+    state = scheduler_state(sweep, states)
+    return {"stopped": "stopped (gdw resume to go on)", "died": died_hint(sweep)}.get(state, state)
+
+
 def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> bool:
     """`gdw stop SWEEP`: no more starts, and a clean stop of every run (scancel for Slurm)."""
     from engine.sweep.executor import make_executor
@@ -292,10 +319,18 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
         sweep = sweep_of(root, ref)
         if sweep is None:
             return False
-        sweep.set_stopped(True)
         executor = make_executor(sweep.executor, sweep.options)
     except ConfigError as e:
         _fail(str(e))
+    try:
+        sweep.set_stopped(True)
+    except OSError as e:  # a full or read-only disk: stopping must not depend on writing
+        from engine.sweep.local import signal_scheduler
+
+        told = sweep.executor == "local" and signal_scheduler(sweep)
+        err.print(f"warning: cannot mark {sweep.dir.name}/sweep.json stopped ({e.strerror or e}); "
+                  + ("its scheduler was told by signal to start no more runs; " if told else "")
+                  + "stopping the runs", markup=False, highlight=False, soft_wrap=True)
     deadline = time.time() + wait_s
     signalled = set()
     while True:  # again and again: a task launched just before the flag was set is stopped too
@@ -323,27 +358,51 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
     return True
 
 
-def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = False) -> bool:
+def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = False, restart: list[str] | None = None) -> bool:
     """`gdw resume SWEEP`: finished runs skipped, the others resumed or started; runs still
-    going are adopted. Safe to run twice: no run is ever started twice."""
+    going are adopted. Safe to run twice: no run is ever started twice. `restart`: runs of the
+    sweep to start over (e.g. a corrupt checkpoint), each attempt kept under attempts/N/."""
     from engine.sweep.local import busy, wait_for_scheduler_exit
+    from engine.sweep.task import restart as start_over
 
     root = runs_dir_from(runs_dir)
     try:
         sweep = sweep_of(root, ref)
         if sweep is None:
+            if restart:
+                raise ConfigError("--restart RUN starts a run of a sweep over: `gdw resume SWEEP --restart RUN`")
             return False
+        again = [sweep_run(sweep, r) for r in restart or []]
         if sweep.executor == "local" and sweep.stopped and scheduler_alive(sweep):
             wait_for_scheduler_exit(sweep, 30.0)  # the scheduler of a stopped sweep ends with its last run
         if sweep.executor == "slurm":
             preflight(sweep.executor, sweep.options)
+        for run_dir in again:
+            start_over(run_dir)
+            console.print(f"{run_dir.name}: starts over (the old attempt is kept under {run_dir.name}/attempts/)",
+                          markup=False, highlight=False, soft_wrap=True)
         sweep.set_stopped(False)
     except ConfigError as e:
         _fail(str(e))
-    todo = [d for d in sweep.run_dirs() if read_summary(d).get("status") != "finished" or busy(d)]
-    console.print(f"sweep {sweep.id}: {len(sweep.runs) - len(todo)} finished, {len(todo)} to resume, adopt or start",
-                  markup=False, highlight=False, soft_wrap=True)
+    missing = [d for d in sweep.run_dirs() if not d.is_dir()]
+    todo = [d for d in sweep.run_dirs() if d.is_dir() and (read_summary(d).get("status") != "finished" or busy(d))]
+    gone = f"; {len(missing)} missing (deleted): {', '.join(d.name for d in missing)}" if missing else ""
+    console.print(f"sweep {sweep.id}: {len(sweep.runs) - len(todo) - len(missing)} finished, {len(todo)} to resume, "
+                  f"adopt or start{gone}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, todo, detach, wait))
+
+
+def sweep_run(sweep: Sweep, ref: str) -> Path:
+    """A run of the sweep: its id, or a unique prefix or suffix of one; ConfigError otherwise."""
+    ids = [e["run_id"] for e in sweep.runs]
+    matches = [i for i in ids if i == ref] or [i for i in ids if i.startswith(ref) or i.endswith(ref)]
+    if len(matches) != 1:
+        what = "is ambiguous" if matches else "is not a run of"
+        raise ConfigError(f"--restart {ref} {what} sweep {sweep.id} (its runs: `gdw show {sweep.id}`)")
+    run_dir = sweep.runs_dir / matches[0]
+    if not run_dir.is_dir():
+        raise ConfigError(f"--restart {ref}: run {matches[0]} is missing (its directory was deleted)")
+    return run_dir
 
 
 # --- gdw report ---------------------------------------------------------------------------------------
@@ -380,9 +439,11 @@ def report_cmd(
     text = render(report, fmt or "md")
     if out is None:
         sys.stdout.write(text)
-        return
-    try:
-        Path(out).expanduser().write_text(text, encoding="utf-8")
-    except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror}")
-    console.print(f"wrote {out}", markup=False, highlight=False)
+    else:
+        try:
+            Path(out).expanduser().write_text(text, encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot write {out}: {e.strerror}")
+        console.print(f"wrote {out}", markup=False, highlight=False)
+    for note in report.notes:  # on stderr: the table stays clean for a file, the reader still sees them
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)

@@ -289,12 +289,14 @@ def run_tui(
     serve: bool = False,
     port: int = 8000,
     launched: subprocess.Popen | None = None,
+    host: str | None = None,
+    token: str | None = None,
 ) -> None:
-    """Run the app in this terminal, or (serve=True) serve it to a browser on localhost."""
+    """Run the app in this terminal, or (serve=True) serve it to a browser, behind a token (gdw_tui.serve)."""
     runs_path = runs_dir_from(runs_dir)
     if serve:
         check_serve_available()
-        from textual_serve.server import Server
+        from .serve import TokenServer, choose_token, risk_note
 
         # The server starts one app per browser tab, through the same command as `gdw tui`.
         command = [sys.executable, "-m", "gdw_cli", "tui", "--runs-dir", str(runs_path.resolve())]
@@ -302,8 +304,12 @@ def run_tui(
             command += ["--presets-dir", str(Path(presets_dir).resolve())]
         if open_run:
             command.append(str(Path(open_run).resolve()))
-        print(f"gdw-tui: serving on http://localhost:{port} (Ctrl+C stops the server; runs keep going)", flush=True)
-        Server(shlex.join(command), host="localhost", port=port, title="gdw-tui").serve()
+        server = TokenServer(shlex.join(command), host=host or "127.0.0.1", port=port, token=choose_token(token))
+        note = risk_note(server.host, port) if host else None
+        if note:
+            print(note, file=sys.stderr, flush=True)
+        print(f"gdw-tui: serving on {server.url()} (Ctrl+C stops the server; runs keep going)", flush=True)
+        server.serve()
         return
     app = GdwApp(runs_path, presets_dir, open_run, launched)
     app.run()

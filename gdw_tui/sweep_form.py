@@ -25,7 +25,7 @@ from engine.config import ConfigError
 from engine.method_table import METHODS
 from engine.sweep.executor import EXECUTORS, check_executor
 from engine.sweep.spec import PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
-from engine.sweep.start import CheckedSweep, check_sweep
+from engine.sweep.start import CheckedSweep, DataMissing, check_sweep
 
 from .formatting import plural
 
@@ -36,7 +36,7 @@ OPTION_LABELS = {"workers": "workers", "gpus": "gpus", "per_gpu": "per-gpu", "pa
 OPTION_HINTS = {"workers": "1", "gpus": "all", "per_gpu": "1", "partition": "default", "time": "default"}
 # How the executor's pre-flight and the local slots' messages start (engine.sweep.executor, .slurm, .local).
 EXECUTOR_MESSAGES = ("--executor", "--gpus", "--per-gpu", "--workers", "--slurm", "Slurm", "cannot ask Slurm")
-ERROR_FIELDS = ("methods", "seeds", "executor", "sets", "sweep")
+ERROR_FIELDS = ("methods", "seeds", "executor", "sets", "data", "sweep")
 
 
 @dataclass
@@ -91,12 +91,18 @@ def validate_sweep(presets: list[str], values: dict[str, Any], presets_dir: str 
     if result.errors:
         return result
     spec.name = values.get("name", "").strip()  # empty: the first preset's name, as without --name
+    if str(values.get("data_dir", "")).strip():  # as --data-dir and --download
+        spec.sets["data.data_dir"] = values["data_dir"].strip()
+    if values.get("download"):
+        spec.sets["data.download"] = True
     try:
         result.checked = check_sweep(spec, presets_dir)
     except ConfigError as e:
-        # The executor's pre-flight (e.g. no sbatch) belongs under the executor; the rest to the sweep.
+        # The executor's pre-flight (e.g. no sbatch) belongs under the executor, missing dataset
+        # files under the data fields; the rest to the sweep.
         message = str(e)
-        result.errors["executor" if message.startswith(EXECUTOR_MESSAGES) else "sweep"] = message
+        name = "data" if isinstance(e, DataMissing) else "executor" if message.startswith(EXECUTOR_MESSAGES) else "sweep"
+        result.errors[name] = message
         result.checked = None
     return result
 
@@ -171,6 +177,11 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
                 yield Input(id="sets", compact=True, placeholder="section.key=value …  e.g. train.epochs=1 (as --set)")
             yield Static("", id="sets-error", classes="field-error")
             with Horizontal(classes="row"):
+                yield Label("data", classes="label")
+                yield Input(id="data_dir", compact=True, placeholder="data dir (default: the presets'), as --data-dir")
+                yield Checkbox("download", False, id="download", compact=True)
+            yield Static("", id="data-error", classes="field-error")
+            with Horizontal(classes="row"):
                 yield Label("name", classes="label")
                 yield Input(id="name", compact=True, placeholder=f"default: {self.presets[0]}")
             yield Static("", id="sweep-summary")
@@ -186,8 +197,9 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
 
     def form_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {"methods": [m for m in METHODS if self.query_one(f"#method-{m}", Checkbox).value]}
-        for name in ("seeds", "sets", "name", *OPTION_FIELDS["local"], *OPTION_FIELDS["slurm"]):
+        for name in ("seeds", "sets", "name", "data_dir", *OPTION_FIELDS["local"], *OPTION_FIELDS["slurm"]):
             values[name] = self.query_one(f"#{name}", Input).value
+        values["download"] = self.query_one("#download", Checkbox).value
         executor = self.query_one("#executor", Select).value
         values["executor"] = executor if isinstance(executor, str) else "local"
         return values
@@ -216,6 +228,7 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
             error.display = name in result.errors
         for name in ("seeds", "sets"):
             self.query_one(f"#{name}", Input).set_class(name in result.errors, "-invalid")
+        self.query_one("#data_dir", Input).set_class("data" in result.errors, "-invalid")
         summary = self.query_one("#sweep-summary", Static)
         if "sweep" in result.errors:
             summary.update(Text(result.errors["sweep"], style="bold #ff7b72"))

@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import ConfigError, METHODS
 from engine.runs import read_summary
-from engine.sweep.store import Sweep, counts, list_sweeps, run_states
+from engine.sweep.store import Sweep, counts, list_sweeps, run_states, scheduler_state
 
 from .widgets.data_table import DataTable
 from .widgets.footer import Footer
@@ -156,8 +156,10 @@ class SweepsScreen(Screen):
         table_rows = []
         for sweep, states in rows:
             c = counts(states)
+            scheduler = scheduler_state(sweep, states)
+            executor = sweep.executor + {"stopped": " (stopped)", "died": " · scheduler died — R resumes"}.get(scheduler, "")
             table_rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
-                               str(c["pending"]), sweep.executor + (" (stopped)" if sweep.stopped else "")))
+                               str(c["pending"]), Text(executor, style="red") if scheduler == "died" else executor))
         ids = [s.id for s in self.sweeps]
         if not self._unchanged("sweeps", table_rows):
             table.clear()

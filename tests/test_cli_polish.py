@@ -18,7 +18,7 @@ from engine.runs import create_run, read_summary
 from gdw_cli.main import NOT_A_TERMINAL, app
 from lifecycle_helpers import SMALL, child_env, gdw_command, last_line
 
-COMMANDS = ["presets", "fields", "run", "resume", "stop", "show", "runs", "tui", "bench", "sweep", "sweeps", "report"]
+COMMANDS = ["presets", "fields", "run", "resume", "stop", "show", "runs", "tui", "bench", "sweep", "sweeps", "report", "plot"]
 
 
 def cli(*args: str, columns: int = 80):

@@ -62,7 +62,7 @@ def test_wheel_ships_every_preset_and_no_docs(wheel):
     assert "engine/sweep/spec.py" in names and "gdw_cli/sweep_commands.py" in names
     assert "gdw_presets/__init__.py" in names
     for module in ("engine/config.py", "engine/events.py", "engine/runs.py", "engine/launch.py",
-                   "engine/methods/__init__.py", "engine/data/__init__.py"):
+                   "engine/methods/__init__.py", "engine/data/__init__.py", "engine/figures/kinds.py", "engine/extras.py"):
         assert module in names, module
     assert not [n for n in names if n.startswith(("docs/", "tests/", "presets/", "scripts/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

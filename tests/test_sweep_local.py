@@ -71,11 +71,12 @@ def test_report_numbers_match_the_summaries(grid):
     r = gdw("report", sweep.id, "--format", "csv", "--runs-dir", str(runs))
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["setting", "method", "n", "mean", "std", "seeds"]
+    assert list(rows[0]) == ["setting", "method", "n", "planned", "mean", "std", "seeds", "missing"]
     assert len(rows) == 4
     for row in rows:
+        # The row says what it ran with: the sweep's --set train.epochs=2 is not the preset's 40 epochs.
         accs = [read_summary(runs / e["run_id"])["final_acc"] for e in sweep.runs
-                if e["preset"] == row["setting"] and e["method"] == row["method"]]
+                if f"{e['preset']} train.epochs=2" == row["setting"] and e["method"] == row["method"]]
         assert int(row["n"]) == len(accs) == 2 and row["seeds"] == "1 10"
         assert float(row["mean"]) == pytest.approx(sum(accs) / 2, abs=1e-4)
         assert float(row["std"]) == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5, abs=1e-4)
@@ -86,13 +87,42 @@ def test_report_numbers_match_the_summaries(grid):
         diffs = [by["gdw"][s] - by["erm"][s] for s in (1, 10)]
         half = 12.706 * statistics.stdev(diffs) / 2 ** 0.5  # t_{0.975, 1}
         mean = statistics.fmean(diffs)
-        line = next(line for line in md.splitlines() if line.startswith(f"| {preset} |"))
+        line = next(line for line in md.splitlines() if line.startswith(f"| {preset} train.epochs=2 |"))
         got = re.search(r"([-+][\d.]+) \[([-+][\d.]+), ([-+][\d.]+)\] vs erm \(n=2\)", line)
         assert got, line
         # The table's t is 12.706 (3 decimals): the bounds agree to the printed hundredths, ± one.
         assert [float(x) for x in got.groups()] == pytest.approx([mean, mean - half, mean + half], abs=0.015)
         best = max(("erm", "gdw"), key=lambda m: statistics.fmean(by[m].values()))
         assert f"**{statistics.fmean(by[best].values()):.2f} ± {statistics.stdev(by[best].values()):.2f}**" in line
+
+
+def test_sweeps_of_different_epochs_are_reported_apart(grid):
+    """A 1-epoch sweep of a preset the 2-epoch grid also ran: two rows, each of its own runs' numbers,
+    each n=2 (the old report kept one run per seed: the later sweep's numbers, for both)."""
+    runs, sweep, _ = grid
+    r = gdw("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1,10", "--set", "train.epochs=1",
+            "--device", "cpu", "--workers", "2", "--runs-dir", str(runs), timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    short = find_sweep(runs, sweep_id(r.stdout))
+    rep = gdw("report", sweep.id, short.id, "--format", "csv", "--runs-dir", str(runs))
+    assert rep.returncode == 0 and rep.stderr == "", rep.stderr
+    rows = {(x["setting"], x["method"]): x for x in csv.DictReader(io.StringIO(rep.stdout))}
+    assert set(rows) == {(f"{p} train.epochs={e}", m) for p, e in (("digits-clean", 2), ("digits-imb", 2), ("digits-clean", 1))
+                         for m in ("erm", "gdw")}
+    for sw, epochs in ((sweep, 2), (short, 1)):
+        for m in ("erm", "gdw"):
+            accs = [read_summary(runs / e["run_id"])["final_acc"] for e in sw.runs if e["preset"] == "digits-clean" and e["method"] == m]
+            row = rows[(f"digits-clean train.epochs={epochs}", m)]
+            assert (row["n"], row["planned"], row["seeds"]) == ("2", "2", "1 10")
+            assert float(row["mean"]) == pytest.approx(statistics.fmean(accs), abs=1e-4)
+    # The same 1-epoch erm seed 1, run again by hand: the report says the seed ran twice and which run counts.
+    again = gdw("run", "digits-clean", "--headless", "--method", "erm", "--seed", "1", "--epochs", "1", "--device", "cpu",
+                "--runs-dir", str(runs), timeout=600)
+    assert again.returncode == 0, again.stderr
+    lone = max((d for d in runs.iterdir() if d.name.endswith("-erm-s1") and "sweep" not in read_summary(d)), key=lambda d: d.name)
+    first = next(e["run_id"] for e in short.runs if e["method"] == "erm" and e["seed"] == 1)
+    rep = gdw("report", short.id, lone.name, "--format", "csv", "--runs-dir", str(runs))
+    assert f"digits-clean train.epochs=1 · erm: seed 1 ran 2 times ({first}, {lone.name}); only {lone.name} is counted" in rep.stderr
 
 
 def test_a_failed_run_does_not_stop_the_sweep_and_resume_retries_it(tmp_path):
@@ -105,7 +135,7 @@ def test_a_failed_run_does_not_stop_the_sweep_and_resume_retries_it(tmp_path):
     gdw_run, erm_run = (tmp_path / e["run_id"] for e in sweep.runs)
     assert read_summary(gdw_run)["status"] == "failed" and "diverged" in read_summary(gdw_run)["message"]
     assert read_summary(erm_run)["status"] == "finished"  # started after the failure: the sweep went on
-    assert "1 run(s) failed" in r.stdout
+    assert f"1 of 2 run(s) did not finish:\n  {gdw_run.name} failed (diverged" in r.stdout
     erm_ended = read_summary(erm_run)["ended"]
 
     again = gdw("resume", sweep.id, "--runs-dir", str(tmp_path), timeout=600)

@@ -20,6 +20,7 @@ from gdw_cli.main import app
 
 runner = CliRunner()
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # Student t table, two-sided 95%
+SEEDS = [1, 10, 100, 1000, 10000]
 
 
 def finish(run_dir, acc):
@@ -55,7 +56,7 @@ def test_report_against_independent_numbers(table):
     r = runner.invoke(app, ["report", sweep.id, "--format", "csv", "--runs-dir", str(runs)])
     assert r.exit_code == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["setting", "method", "n", "mean", "std", "seeds", "train.outer_lr"]
+    assert list(rows[0]) == ["setting", "method", "n", "planned", "mean", "std", "seeds", "missing", "train.outer_lr"]
     assert len(rows) == 6
     md = runner.invoke(app, ["report", sweep.id, "--format", "md", "--runs-dir", str(runs)]).stdout
     for olr in (100.0, 1000.0):
@@ -67,15 +68,16 @@ def test_report_against_independent_numbers(table):
             row = next(x for x in rows if x["setting"] == setting and x["method"] == m)
             vals = list(by[m].values())
             assert int(row["n"]) == len(vals) and row["seeds"] == " ".join(str(s) for s in sorted(by[m]))
+            assert int(row["planned"]) == 5 and row["missing"] == " ".join(str(s) for s in SEEDS if s not in by[m])
             assert float(row["mean"]) == pytest.approx(statistics.fmean(vals), abs=1e-4)
             assert float(row["std"]) == pytest.approx(statistics.stdev(vals), abs=1e-4)
             assert row["train.outer_lr"] == str(olr)
         line = next(x for x in md.splitlines() if x.startswith(f"| {setting} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         # erm: 3 of 5 seeds; gdw: 4 of 5 -> n shown; the paper's figures beside mwnet and gdw; gdw best, bold.
-        assert cells[1] == f"{statistics.fmean(by['erm'].values()):.2f} ± {statistics.stdev(by['erm'].values()):.2f} (n=3)"
+        assert cells[1] == f"{statistics.fmean(by['erm'].values()):.2f} ± {statistics.stdev(by['erm'].values()):.2f} (n=3 of 5)"
         assert cells[2] == f"{statistics.fmean(by['mwnet'].values()):.2f} ± {statistics.stdev(by['mwnet'].values()):.2f} [paper 71.54]"
-        assert cells[3] == f"**{statistics.fmean(by['gdw'].values()):.2f} ± {statistics.stdev(by['gdw'].values()):.2f} (n=4) [paper 76.30]**"
+        assert cells[3] == f"**{statistics.fmean(by['gdw'].values()):.2f} ± {statistics.stdev(by['gdw'].values()):.2f} (n=4 of 5) [paper 76.30]**"
         # GDW − best baseline (mwnet), paired on the 4 seeds both finished.
         seeds = sorted(set(by["gdw"]) & set(by["mwnet"]))
         diffs = [by["gdw"][s] - by["mwnet"][s] for s in seeds]
@@ -83,6 +85,9 @@ def test_report_against_independent_numbers(table):
         got = re.fullmatch(r"([-+][\d.]+) \[([-+][\d.]+), ([-+][\d.]+)\] vs mwnet \(n=4\)", cells[4])
         assert got, cells[4]
         assert [float(x) for x in got.groups()] == pytest.approx([mean, mean - half, mean + half], abs=0.006)
+    # Which seeds each short cell lacks, and why, on stderr (the table itself stays clean for a file).
+    assert "note: cifar10-mix-unif40-imb10 train.outer_lr=100 · erm: 3 of 5 seeds finished; missing seed(s) 1 (created), 10 (created)" in r.stderr
+    assert "note: cifar10-mix-unif40-imb10 train.outer_lr=1000 · gdw: 4 of 5 seeds finished; missing seed(s) 10000 (created)" in r.stderr
 
 
 def test_report_formats_out_file_and_runs(table, tmp_path):
@@ -102,4 +107,25 @@ def test_report_formats_out_file_and_runs(table, tmp_path):
     lone = create_run(runs, load_preset("digits-clean"))
     finish(lone, 90.0)
     r = runner.invoke(app, ["report", lone.name, "--format", "csv", "--runs-dir", str(runs)])
-    assert r.stdout.splitlines()[1] == "digits-clean,gdw,1,90.0000,,1"
+    assert r.stdout.splitlines()[1] == "digits-clean,gdw,1,1,90.0000,,1,"
+
+
+def test_runs_of_different_configs_are_never_one_cell(tmp_path):
+    """A 40-epoch and a 1500-epoch GDW run of one preset are two rows that say their epochs; the
+    40-epoch MW-Net run is compared with the 40-epoch GDW run only; a seed run twice is said."""
+    preset = "cifar10-mix-unif40-imb10"
+    made = {}
+    for method, epochs, acc in (("gdw", 40, 80.0), ("gdw", 1500, 88.0), ("mwnet", 40, 85.0), ("mwnet", 40, 84.0)):
+        run_dir = create_run(tmp_path, load_preset(preset, {"train.method": method, "train.epochs": epochs, "train.seed": 1}))
+        finish(run_dir, acc)
+        made.setdefault((method, epochs), []).append(run_dir.name)
+    r = runner.invoke(app, ["report", *[i for ids in made.values() for i in ids], "--format", "md", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.stderr
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
+             for line in r.stdout.splitlines()[2:]}
+    assert set(lines) == {f"{preset} train.epochs=40", f"{preset} train.epochs=1500"}, r.stdout
+    # header: setting | mwnet | gdw | diff (METHODS order)
+    assert lines[f"{preset} train.epochs=40"] == ["**84.00 [paper 71.54]**", "80.00 [paper 76.30]", "-4.00 vs mwnet (n=1)"]
+    assert lines[f"{preset} train.epochs=1500"] == ["", "**88.00 [paper 76.30]**", ""]
+    first, second = made[("mwnet", 40)]
+    assert f"seed 1 ran 2 times ({first}, {second}); only {second} is counted" in r.stderr

@@ -3,15 +3,17 @@ snapshots at 80×24 and 160×50. Nothing on screen depends on the clock or the m
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from textual.widgets import DataTable
 
 from engine.runs import read_summary, write_summary
 from engine.sweep.spec import SweepSpec, expand
-from engine.sweep.store import create_sweep, find_sweep
+from engine.sweep.store import create_sweep, find_sweep, take_scheduler_lock
 from fixtures.tui_support import screen_text, wait_settled, wait_until
 from gdw_tui.app import GdwApp
 from gdw_tui.dashboard import DashboardScreen
@@ -26,7 +28,7 @@ RESULTS = {("digits-clean", "erm", 1): 95.5, ("digits-clean", "erm", 10): 94.5, 
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch) -> Path:
+def runs(tmp_path, monkeypatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)  # a relative runs directory: no temporary path on screen
     real = time.strftime
     monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20251201-120000" if fmt == "%Y%m%d-%H%M%S" else real(fmt, *a))
@@ -42,7 +44,19 @@ def runs(tmp_path, monkeypatch) -> Path:
                      message="diverged at epoch 4, iteration 2: non-finite loss or weight" if acc is None else "")
             write_summary(Path("runs") / e["run_id"], s)
     monkeypatch.setattr(sweeps_screen, "slot_usage", lambda: "CPU load 0.5 on 2 cores")
-    return Path("runs")
+    # A sweep in progress: its scheduler (this process, here) holds the lock while runs wait.
+    SCHEDULER_LOCKS[SWEEP_ID] = take_scheduler_lock(sweep)
+    yield Path("runs")
+    release_scheduler(SWEEP_ID)
+
+
+SCHEDULER_LOCKS: dict[str, int] = {}
+
+
+def release_scheduler(sweep_id: str) -> None:
+    fd = SCHEDULER_LOCKS.pop(sweep_id, None)
+    if fd is not None:
+        os.close(fd)
 
 
 async def open_sweeps(pilot) -> None:
@@ -98,6 +112,15 @@ async def test_report_stop_and_resume_keys(runs, monkeypatch):
         await pilot.press("R")
         await wait_until(pilot, lambda: started == [SWEEP_ID], what="the sweep's scheduler to start")
         assert not find_sweep(runs, SWEEP_ID).stopped
+
+
+async def test_a_dead_scheduler_is_said_with_the_key_that_resumes(runs):
+    release_scheduler(SWEEP_ID)  # the scheduler is gone (killed) while two runs still wait
+    app = GdwApp(runs)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_sweeps(pilot)
+        row = [str(c) for c in app.screen.query_one("#sweeps-table", DataTable).get_row(SWEEP_ID)]
+        assert row[7] == "local · scheduler died — R resumes", row
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])

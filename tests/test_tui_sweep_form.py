@@ -175,6 +175,30 @@ async def test_slurm_without_sbatch_is_refused(runs, tmp_path, monkeypatch):
     assert not runs.exists()
 
 
+async def test_missing_dataset_files_are_said_under_the_data_fields(runs):
+    """The form makes `gdw run`'s dataset check (as `gdw sweep` does): no CIFAR files, no launch."""
+    from cifar_fixture import write_tiny_cifar
+
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, "cifar10-unif40")
+        await set_input(pilot, form, "seeds", "1,10")
+        expected = cli_error("cifar10-unif40", "--seeds", "1,10")
+        assert expected.startswith("cifar10 files not found: expected data_batch_1") and "pass --download" in expected
+        assert form_error(form, "data") == expected
+        assert form.query_one("#launch-sweep", Button).disabled
+        write_tiny_cifar("cifar-here")
+        await set_input(pilot, form, "data_dir", "cifar-here")
+        assert form_error(form, "data") == "" and not form.query_one("#launch-sweep", Button).disabled
+        assert form.result.checked.plans[0].config["data"]["data_dir"] == "cifar-here"
+        await set_input(pilot, form, "data_dir", "nowhere")
+        assert "nowhere/cifar-10-batches-py" in form_error(form, "data")
+        form.query_one("#download", Checkbox).value = True  # each run fetches them
+        await pilot.pause()
+        assert form_error(form, "data") == "" and form.result.checked.plans[0].config["data"]["download"] is True
+    assert not runs.exists()
+
+
 def _stop_everything(runs: Path) -> None:
     """Teardown: no scheduler or engine of the test is left running."""
     for sweep in list_sweeps(runs) if runs.exists() else []:
@@ -235,6 +259,7 @@ def test_sweep_form_snapshot(snap_compare, runs, size):
         form = await open_form(pilot, "clean", "imb")
         form.query_one("#method-erm", Checkbox).value = True
         await set_input(pilot, form, "seeds", "1,10,10")
+        form.query_one("#seeds", Input).cursor_blink = False  # the cursor stays drawn: no blink phase in the picture
         await wait_settled(pilot)
 
     assert snap_compare(GdwApp(runs), terminal_size=size, run_before=form_with_an_error)

@@ -318,28 +318,6 @@ class TestLaunchForm:
         assert format_duration(5) == "0:05" and format_duration(3725) == "1:02:05" and format_duration(None) == "–"
 
 
-def test_serve_runs_the_same_app_in_a_browser(monkeypatch, tmp_path: Path, capsys) -> None:
-    import types
-
-    from gdw_tui import app as app_module
-
-    served = {}
-
-    class FakeServer:
-        def __init__(self, command: str, host: str, port: int, title: str) -> None:
-            served.update(command=command, host=host, port=port)
-
-        def serve(self) -> None:
-            served["served"] = True
-
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
-    monkeypatch.setitem(sys.modules, "textual_serve.server", types.SimpleNamespace(Server=FakeServer))
-    app_module.run_tui(tmp_path / "runs", serve=True, port=8123)
-    assert served["served"] and served["host"] == "localhost" and served["port"] == 8123
-    assert "-m gdw_cli tui --runs-dir" in served["command"] and str((tmp_path / "runs").resolve()) in served["command"]
-    assert "http://localhost:8123" in capsys.readouterr().out
-
-
 def test_gdw_tui_is_gdw_tui_command(tmp_path: Path, monkeypatch, capsys) -> None:
     """`gdw-tui ARGS` runs `gdw tui ARGS`: the same options and the same one-line errors."""
     from gdw_cli.main import tui_main

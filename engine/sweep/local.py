@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,9 +29,10 @@ from typing import Any, Callable
 
 from ..config import ConfigError
 from ..launch import cuda_device_count, launch_detached
-from ..runs import engine_alive, load_run_config, read_summary
-from .store import SCHEDULER_LOG, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
-from .task import CLAIMED, claim_info, claimed, task_command
+from ..rundir import LOG, checkpoint_path
+from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
+from .store import SCHEDULER_LOG, SCHEDULER_PID, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
+from .task import CLAIMED, claim, claim_info, claimed, task_command
 
 POLL_S = 0.05  # how often finished children are noticed: a free slot is refilled within this
 REFRESH_S = 1.0  # how often the whole sweep's status is shown
@@ -108,6 +111,10 @@ class Scheduler:
         self.free = list(range(len(slots)))
         self.children: dict[str, tuple[subprocess.Popen, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
+        self.stop_requested = False  # SIGTERM (`gdw stop` where sweep.json cannot be written): as if stopped
+
+    def stopping(self) -> bool:
+        return self.stop_requested or self.sweep.reload().stopped
 
     def _take_slot(self, gpu: str | None = None) -> int | None:
         for i in self.free:
@@ -130,7 +137,12 @@ class Scheduler:
             pass
 
     def _launch(self, run_dir: Path, slot: int) -> None:
-        proc = launch_detached(run_dir, env=self.slots[slot].env(), command=task_command(run_dir))
+        try:
+            proc = launch_detached(run_dir, env=self.slots[slot].env(), command=task_command(run_dir))
+        except OSError as e:  # e.g. its directory was deleted meanwhile: said, and the sweep goes on
+            self.free.append(slot)
+            self.say(f"{time.strftime('%H:%M:%S')} cannot start {run_dir.name}: {e.strerror or e}")
+            return
         self.children[run_dir.name] = (proc, slot)
         self._record(event="start", run_id=run_dir.name, slot=slot, pid=proc.pid)
         self.say(f"{time.strftime('%H:%M:%S')} started {run_dir.name} on {self.slots[slot].label()}")
@@ -147,7 +159,7 @@ class Scheduler:
             if rc == CLAIMED:  # another task got there first: wait for it instead
                 self._adopt(run_dir)
                 continue
-            s = read_summary(run_dir)
+            s = record_exit(run_dir, rc, self.stopping())
             status = s.get("status")
             detail = f" final_acc={s['final_acc']:.2f}" if status == "finished" and s.get("final_acc") is not None else (
                 f" ({s.get('message')})" if s.get("message") else "")
@@ -157,17 +169,24 @@ class Scheduler:
                 del self.adopted[run_id]
                 if slot is not None:
                     self.free.append(slot)
-                s = read_summary(self.sweep.runs_dir / run_id)
-                self.say(f"{time.strftime('%H:%M:%S')} {s.get('status', 'ended')} {run_id} (adopted)")
+                s = record_exit(self.sweep.runs_dir / run_id, None, self.stopping())
+                detail = f" ({s.get('message')})" if s.get("status") == "failed" and s.get("message") else ""
+                self.say(f"{time.strftime('%H:%M:%S')} {s.get('status', 'ended')} {run_id} (adopted){detail}")
 
     def run(self, run_dirs: list[Path] | None = None) -> int:
         lock = take_scheduler_lock(self.sweep)
         if lock is None:
             self.say(f"sweep {self.sweep.id}: another scheduler is running it; it starts the remaining runs")
             return 0
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._stop_requested)
         try:
             todo: deque[Path] = deque()
             for run_dir in run_dirs if run_dirs is not None else self.sweep.run_dirs():
+                if not run_dir.is_dir():  # deleted (the runs screen offers it): said; the others run
+                    self.say(f"{time.strftime('%H:%M:%S')} missing {run_dir.name} (its directory is gone; not started)")
+                    continue
                 if read_summary(run_dir).get("status") == "finished":
                     continue
                 if busy(run_dir):
@@ -177,7 +196,7 @@ class Scheduler:
             last_refresh = 0.0
             while True:
                 self._reap()
-                while self.free and todo and not self.sweep.reload().stopped:
+                while self.free and todo and not self.stopping():
                     run_dir = todo.popleft()
                     if read_summary(run_dir).get("status") == "finished":
                         continue
@@ -188,7 +207,7 @@ class Scheduler:
                 if self.on_refresh is not None and time.monotonic() - last_refresh >= REFRESH_S:
                     last_refresh = time.monotonic()
                     self.on_refresh(self.sweep)
-                if not self.children and not self.adopted and (not todo or self.sweep.stopped):
+                if not self.children and not self.adopted and (not todo or self.stopping()):
                     break
                 time.sleep(POLL_S)
             if self.on_refresh is not None:
@@ -196,6 +215,13 @@ class Scheduler:
             return 0
         finally:
             os.close(lock)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _stop_requested(self, signum: int, frame: Any) -> None:
+        if not self.stop_requested:
+            self.say(f"{time.strftime('%H:%M:%S')} stop requested by signal: no more runs start")
+        self.stop_requested = True
 
 
 class LocalExecutor:
@@ -222,10 +248,78 @@ class LocalExecutor:
         stop_runs(run_dirs)
 
 
+def record_exit(run_dir: Path, rc: int | None, sweep_stopped: bool) -> dict[str, Any]:
+    """The run's summary once its task has ended, made honest where the engine could not write it.
+
+    A task killed by a signal (an out-of-memory kill, a SIGKILL) or one that ended without a final
+    status is *failed*, with the reason; so is a resume the engine refused (exit 2: e.g. a corrupt
+    checkpoint), whose reason was only in engine.log. `rc` is None for an adopted run (not our
+    child: its exit code is unknown). A run of a sweep the user stopped (`gdw stop --now` kills) is
+    left as it is: it resumes from its checkpoint.
+    """
+    s = read_summary(run_dir)
+    status = s.get("status")
+    if status == "finished" or sweep_stopped or not run_dir.is_dir() or busy(run_dir):
+        return s
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        why = f"killed ({name}; out of memory?) before it ended"
+    elif rc == 2 and checkpoint_path(run_dir).exists():  # the engine refused to resume (e.g. a corrupt checkpoint)
+        sweep = s.get("sweep") or "SWEEP"
+        why = (f"cannot resume: {engine_error(run_dir) or 'see engine.log'}; `gdw resume {sweep} --restart {run_dir.name}`"
+               " starts it over, keeping this attempt")
+    elif rc == 2:  # the engine refused to start, before touching the run
+        why = f"cannot start: {engine_error(run_dir) or 'see engine.log'}"
+    elif status in ("running", "created") and (rc or status == "running"):
+        why = "the engine died without a final status (killed?)" if rc is None else (
+            f"the engine exited with code {rc} without a final status (see engine.log)")
+    else:
+        return s
+    fd = claim(run_dir)  # under the run's claim: never over a task or an engine that just took it
+    if fd is None:
+        return s
+    try:
+        s.update(status="failed", message=why, ended=time.time())
+        write_summary(run_dir, s)
+    except OSError:
+        pass  # said by the caller all the same
+    finally:
+        os.close(fd)
+    return s
+
+
+def engine_error(run_dir: Path) -> str | None:
+    """The engine's last one-line error (`error: ...`) in engine.log, if any."""
+    try:
+        with open(run_dir / LOG, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    errors = [line[len("error: "):] for line in tail.splitlines() if line.startswith("error: ")]
+    return errors[-1] if errors else None
+
+
+def signal_scheduler(sweep: Sweep) -> bool:
+    """SIGTERM to the sweep's local scheduler (its pid is in its lock): it starts no more runs.
+    True if one was signalled."""
+    from .store import SCHEDULER_LOCK
+
+    if not scheduler_alive(sweep):
+        return False
+    try:
+        os.kill(int((sweep.dir / SCHEDULER_LOCK).read_text().split()[0]), signal.SIGTERM)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def stop_runs(run_dirs: list[Path]) -> list[Path]:
     """SIGTERM to each run's task (the engine checkpoints and exits, status `stopped`); the runs signalled."""
-    import signal
-
     hit = []
     for run_dir in run_dirs:
         if not claimed(run_dir) and not engine_alive(run_dir):
@@ -246,13 +340,18 @@ def stop_runs(run_dirs: list[Path]) -> list[Path]:
 def start_detached_scheduler(sweep: Sweep) -> subprocess.Popen:
     log = open(sweep.dir / SCHEDULER_LOG, "ab")
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "engine.sweep.local", "--sweep-dir", str(sweep.dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
         log.close()
+    try:  # until it holds its lock, readers see it "starting", not "died"
+        atomic_write_text(sweep.dir / SCHEDULER_PID, f"{proc.pid} {os.uname().nodename}\n")
+    except OSError:
+        pass
+    return proc
 
 
 def wait_for_scheduler_exit(sweep: Sweep, timeout_s: float) -> bool:

@@ -34,7 +34,7 @@ def grid_table(sweep: Sweep, states: dict[str, str]) -> Any:
         by_cell.setdefault((entry["setting"], entry["method"]), []).append(entry)
     methods = [m for m in METHODS if any(m == k[1] for k in by_cell)]
     table = Table("setting", *methods)
-    rows = {r.setting: r for r in report.rows}
+    rows = {r.base: r for r in report.rows}  # one config per setting within a sweep
     for setting in dict.fromkeys(e["setting"] for e in sweep.runs):
         cells = []
         for m in methods:

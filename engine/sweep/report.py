@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 import statistics
@@ -18,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import METHODS, ConfigError
+from ..config import METHODS, SCHEMA, ConfigError, load_preset
 from ..runs import load_run_config, read_summary, run_status
-from .store import Sweep
+from .spec import fmt_value, setting_label
 
 FORMATS = ("md", "csv", "latex")
 BASELINES = ("erm", "l2rw", "mwnet")  # what "best baseline" is chosen from
-CSV_COLUMNS = ["setting", "method", "n", "mean", "std", "seeds"]
+CSV_COLUMNS = ["setting", "method", "n", "planned", "mean", "std", "seeds", "missing"]
 # Names in the presets' "Reference: ..." text -> method names.
 REFERENCE_NAMES = {"erm": "erm", "ce": "erm", "l2rw": "l2rw", "mw-net": "mwnet", "mwnet": "mwnet", "gdw": "gdw"}
 
@@ -75,12 +76,44 @@ def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float, fl
 
 # --- collecting -------------------------------------------------------------------------------------
 
+# Fields that say where or how a run was watched, not what was run: runs that differ only in these
+# share a cell. Every other field of the resolved config (but the seed and the method) keys the row.
+NOT_THE_EXPERIMENT = ("data.data_dir", "data.download", "data.workers", "train.device", "train.threads", "train.events",
+                      "train.step_events_per_s", "train.weights_events_per_epoch", "train.pin_memory")
+PER_RUN = ("train.seed", "train.method")  # the seeds of a cell, the columns of a row
+
+
+def experiment(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What a run ran, as `section.key -> value`: its resolved config minus the seed and the method."""
+    skip = set(NOT_THE_EXPERIMENT) | set(PER_RUN)
+    return {f"{section}.{key}": cfg[section][key] for section in SCHEMA for key in SCHEMA[section]
+            if section in cfg and key in cfg[section] and f"{section}.{key}" not in skip}
+
+
+@dataclass
+class Attempt:
+    """One run of a cell: its seed, honest status, final_acc when finished, and id."""
+
+    seed: int
+    status: str
+    acc: float | None
+    run_id: str
+    message: str = ""
+
 
 @dataclass
 class Cell:
     method: str
-    planned: int = 0  # runs of this setting and method
-    accs: dict[int, float] = field(default_factory=dict)  # seed -> final_acc of the finished runs
+    runs: list[Attempt] = field(default_factory=list)  # every run of this setting and method
+
+    @property
+    def planned(self) -> int:
+        return len({a.seed for a in self.runs})
+
+    @property
+    def accs(self) -> dict[int, float]:
+        """seed -> final_acc of the finished runs; of a seed that ran twice, the run listed last."""
+        return {a.seed: a.acc for a in self.runs if a.acc is not None}
 
     @property
     def n(self) -> int:
@@ -94,14 +127,30 @@ class Cell:
     def std(self) -> float | None:
         return statistics.stdev(self.accs.values()) if self.n >= 2 else None
 
+    def missing(self) -> list[Attempt]:
+        """The seeds without a finished run (one attempt each: the last listed)."""
+        done = self.accs
+        last = {a.seed: a for a in self.runs}
+        return [a for seed, a in sorted(last.items()) if seed not in done]
+
+    def duplicates(self) -> dict[int, list[str]]:
+        """seed -> run ids, for each seed with more than one run in this cell."""
+        by: dict[int, list[str]] = {}
+        for a in self.runs:
+            by.setdefault(a.seed, []).append(a.run_id)
+        return {seed: ids for seed, ids in by.items() if len(ids) > 1}
+
 
 @dataclass
 class Row:
-    setting: str
+    setting: str  # the label shown: the sweep's setting (preset + grid) and the overrides it ran with
     preset: str
     grid: dict[str, Any]
     cells: dict[str, Cell] = field(default_factory=dict)
     reference: dict[str, float] = field(default_factory=dict)
+    base: str = ""  # the sweep's setting (preset + grid values), before the overrides are added
+    config: dict[str, Any] = field(default_factory=dict)  # experiment(): what every run of the row ran
+    overrides: dict[str, Any] = field(default_factory=dict)  # fields that differ from the preset as it is now
 
     def best_method(self) -> str | None:
         means = {m: c.mean for m, c in self.cells.items() if c.mean is not None}
@@ -126,6 +175,7 @@ class Report:
     rows: list[Row]
     methods: list[str]
     grid_keys: list[str]
+    notes: list[str] = field(default_factory=list)  # what a reader of the numbers must know (missing, duplicate seeds)
 
 
 def parse_reference(description: str) -> dict[str, float]:
@@ -139,33 +189,90 @@ def parse_reference(description: str) -> dict[str, float]:
     return out
 
 
-def collect(run_dirs: list[Path]) -> Report:
-    rows: dict[str, Row] = {}
+def collect(run_dirs: list[Path], presets_dir: str | None = None) -> Report:
+    """Rows keyed by what was run (the resolved config minus seed and method), never merged across configs."""
+    rows: dict[tuple[str, str], Row] = {}
     methods: set[str] = set()
     grid_keys: list[str] = []
+    notes: list[str] = []
     for run_dir in run_dirs:
         s = read_summary(run_dir)
         try:
             cfg = load_run_config(run_dir)
-        except ConfigError:
+        except ConfigError as e:
+            notes.append(f"run {run_dir.name} is not counted: {e}")
             continue
         preset = str(cfg.get("preset") or s.get("preset") or run_dir.name)
-        grid = s.get("grid") or {}
-        setting = s.get("setting") or preset
-        row = rows.get(setting)
+        grid = s.get("grid") if isinstance(s.get("grid"), dict) else {}
+        ran = experiment(cfg)
+        key = (preset, json.dumps(ran, sort_keys=True, default=str))
+        row = rows.get(key)
         if row is None:
-            row = rows[setting] = Row(setting, preset, grid, reference=parse_reference(cfg.get("description", "")))
+            base = s.get("setting") if isinstance(s.get("setting"), str) else setting_label(preset, grid)
+            row = rows[key] = Row(base, preset, grid, reference=parse_reference(cfg.get("description", "")),
+                                  base=base, config=ran)
         for k in grid:
             if k not in grid_keys:
                 grid_keys.append(k)
         method, seed = cfg["train"]["method"], cfg["train"]["seed"]
         methods.add(method)
-        cell = row.cells.setdefault(method, Cell(method))
-        cell.planned += 1
-        if run_status(run_dir, s) == "finished" and isinstance(s.get("final_acc"), (int, float)):
-            cell.accs[seed] = float(s["final_acc"])
+        status = run_status(run_dir, s)
+        acc = s.get("final_acc")
+        counted = status == "finished" and isinstance(acc, (int, float)) and not isinstance(acc, bool)
+        message = s.get("message") if isinstance(s.get("message"), str) else ""
+        row.cells.setdefault(method, Cell(method)).runs.append(
+            Attempt(seed, status, float(acc) if counted else None, run_dir.name, message))
+    _label_rows(list(rows.values()), presets_dir, notes)
     order = [m for m in METHODS if m in methods]
-    return Report(list(rows.values()), order, grid_keys)
+    report = Report(list(rows.values()), order, grid_keys, notes)
+    report.notes.extend(cell_notes(report))
+    return report
+
+
+def _label_rows(rows: list[Row], presets_dir: str | None, notes: list[str]) -> None:
+    """Each row says what it ran with: the fields that differ from its preset, and those that tell
+    apart rows of the same setting (e.g. a 3-epoch and a 5-epoch sweep of the same presets)."""
+    presets: dict[str, dict[str, Any] | None] = {}
+    for row in rows:
+        if row.preset not in presets:
+            try:
+                presets[row.preset] = experiment(load_preset(row.preset, presets_dir=presets_dir))
+            except ConfigError:
+                presets[row.preset] = None
+                notes.append(f"preset {row.preset} is not found here: the fields its runs overrode cannot be shown")
+        own = presets[row.preset]
+        row.overrides = {} if own is None else {k: v for k, v in row.config.items() if own.get(k) != v}
+    by_base: dict[str, list[Row]] = {}
+    for row in rows:
+        by_base.setdefault(row.base, []).append(row)
+    for same in by_base.values():
+        varying = {k for k in same[0].config if len({json.dumps(r.config.get(k), default=str) for r in same}) > 1}
+        for row in same:
+            shown = [k for k in row.config if (k in row.overrides or k in varying) and k not in row.grid]
+            row.setting = " ".join([row.base] + [f"{k}={fmt_value(row.config[k])}" for k in shown])
+
+
+def cell_notes(report: Report) -> list[str]:
+    """Cells with fewer finished seeds than runs (which are missing, and why) and seeds that ran twice."""
+    out = []
+    for row in report.rows:
+        for m in report.methods:
+            cell = row.cells.get(m)
+            if cell is None:
+                continue
+            missing = cell.missing()
+            if missing:
+                why = ", ".join(f"{a.seed} ({_why(a)})" for a in missing)
+                out.append(f"{row.setting} · {m}: {cell.n} of {cell.planned} seeds finished; missing seed(s) {why}")
+            for seed, ids in cell.duplicates().items():
+                counted = next((a.run_id for a in reversed(cell.runs) if a.seed == seed and a.acc is not None), None)
+                which = f"only {counted} is counted" if counted else "none finished"
+                out.append(f"{row.setting} · {m}: seed {seed} ran {len(ids)} times ({', '.join(ids)}); {which}")
+    return out
+
+
+def _why(a: Attempt) -> str:
+    return f"{a.status}: {a.message}" if a.status == "failed" and a.message else a.status
 
 
 def report_runs(runs_dir: Path, refs: list[str]) -> list[Path]:
@@ -187,10 +294,6 @@ def report_runs(runs_dir: Path, refs: list[str]) -> list[Path]:
     return out
 
 
-def sweep_report(sweep: Sweep) -> Report:
-    return collect(sweep.run_dirs())
-
-
 # --- formatting -------------------------------------------------------------------------------------
 
 
@@ -198,10 +301,10 @@ def fmt_cell(cell: Cell | None, reference: float | None = None) -> str:
     if cell is None:
         return ""
     if cell.mean is None:
-        return f"– (0/{cell.planned})"
+        return f"– (0 of {cell.planned})"
     text = f"{cell.mean:.2f}" + (f" ± {cell.std:.2f}" if cell.std is not None else "")
     if cell.n < cell.planned:
-        text += f" (n={cell.n})"
+        text += f" (n={cell.n} of {cell.planned})"  # the notes say which seeds are missing and why
     if reference is not None:
         text += f" [paper {reference:.2f}]"
     return text
@@ -264,8 +367,9 @@ def to_csv(report: Report) -> str:
             c = row.cells.get(m)
             if c is None:
                 continue
-            w.writerow([row.setting, m, c.n, "" if c.mean is None else f"{c.mean:.4f}",
-                        "" if c.std is None else f"{c.std:.4f}", " ".join(str(s) for s in sorted(c.accs))]
+            w.writerow([row.setting, m, c.n, c.planned, "" if c.mean is None else f"{c.mean:.4f}",
+                        "" if c.std is None else f"{c.std:.4f}", " ".join(str(s) for s in sorted(c.accs)),
+                        " ".join(str(a.seed) for a in c.missing())]
                        + [row.grid.get(k, "") for k in report.grid_keys])
     return buf.getvalue()
 
@@ -280,7 +384,8 @@ def rich_table(report: Report):
     from rich.table import Table
 
     header, body = table_rows(report, ("[bold]", "[/bold]"))
-    table = Table(*header, title="final_acc, mean ± std over seeds (best of each row in bold)")
+    table = Table(*header, title="final_acc, mean ± std over seeds (best of each row in bold)",
+                  caption="\n".join(report.notes) or None, caption_justify="left")
     for r in body:
         table.add_row(*r)
     return table

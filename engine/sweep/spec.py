@@ -95,10 +95,10 @@ def grid_tag(grid: dict[str, Any]) -> str:
 
 def setting_label(preset: str, grid: dict[str, Any]) -> str:
     """A row of the report: the preset and any grid values, e.g. `cifar10-unif40 train.outer_lr=10`."""
-    return " ".join([preset] + [f"{k}={_fmt_value(v)}" for k, v in grid.items()])
+    return " ".join([preset] + [f"{k}={fmt_value(v)}" for k, v in grid.items()])
 
 
-def _fmt_value(v: Any) -> str:
+def fmt_value(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v).lower() if isinstance(v, bool) else str(v)

@@ -1,20 +1,21 @@
 """Checking and starting a sweep: what `gdw sweep` and the UI's sweep form share.
 
 Torch-free. `check_sweep` is every check `gdw sweep` makes before it creates anything (the runs'
-configs, the executor's pre-flight, the device and the local slots), so the form refuses exactly
+configs, the datasets' files, the executor's pre-flight, the device and the local slots), so the form refuses exactly
 what the command line refuses, with the same one-line ConfigErrors. `start_sweep` creates the
 sweep and starts its scheduler detached, as `gdw sweep ... --detach` does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
-from ..launch import check_device_available
+from ..launch import check_data_present, check_device_available
 from .executor import make_executor, preflight
 from .spec import RunPlan, SweepSpec, expand
 
@@ -30,9 +31,19 @@ class CheckedSweep:
     slots: list["Slot"] = field(default_factory=list)  # the local pool (empty for slurm)
 
 
+class DataMissing(ConfigError):
+    """A dataset's files are not where the runs would read them (the form shows it by its data fields)."""
+
+
 def check_sweep(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = None) -> CheckedSweep:
     """The runs of the sweep, checked; ConfigError (one line) on the first problem, nothing created."""
     plans = expand(spec, presets_dir)
+    # The dataset files, as `gdw run` checks them, once per dataset and place (not once per run).
+    for data in {json.dumps(p.config["data"], sort_keys=True): p.config for p in plans}.values():
+        try:
+            check_data_present(data)
+        except ConfigError as e:
+            raise DataMissing(str(e)) from None
     preflight(spec.executor, spec.options)
     slots: list[Any] = []
     if spec.executor == "local":

@@ -27,6 +27,7 @@ SWEEPS = "sweeps"
 SWEEP_FILE = "sweep.json"
 SCHEDULER_LOCK = "scheduler.lock"
 SCHEDULER_LOG = "scheduler.log"
+SCHEDULER_PID = "scheduler.pid"  # "PID HOST" of a detached scheduler, written by whoever started it
 
 
 @dataclass
@@ -248,6 +249,40 @@ def counts(states: dict[str, str]) -> dict[str, int]:
     for status in states.values():
         out[BUCKETS.get(status, "failed")] += 1
     return out
+
+
+def scheduler_state(sweep: Sweep, states: dict[str, str]) -> str:
+    """What the CLI and the sweeps screen say of the sweep's scheduler: "stopped" (`gdw stop`),
+    "alive", "starting" (started detached, not yet holding its lock), "died" (gone while runs wait
+    that only it starts: killed, or its machine went down) or "-" (nothing left for it to do)."""
+    if sweep.stopped:
+        return "stopped"
+    if sweep.executor != "local":
+        return "-"
+    if scheduler_alive(sweep):
+        return "alive"
+    if scheduler_starting(sweep):
+        return "starting"
+    if any(status in ("created", "interrupted") for status in states.values()):
+        return "died"
+    return "-"
+
+
+def died_hint(sweep: Sweep) -> str:
+    return f"scheduler died — resume with `gdw resume {sweep.id}`"
+
+
+def scheduler_starting(sweep: Sweep) -> bool:
+    """A scheduler started detached (its pid in scheduler.pid) that is still getting ready."""
+    try:
+        pid, host = (sweep.dir / SCHEDULER_PID).read_text().split()[:2]
+        if host != os.uname().nodename:
+            return False
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+        state = Path(f"/proc/{int(pid)}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, ValueError):
+        return False
+    return state != "Z" and b"engine.sweep.local" in cmdline and str(sweep.dir).encode() in cmdline
 
 
 def scheduler_alive(sweep: Sweep) -> bool:

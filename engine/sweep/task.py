@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..rundir import checkpoint_path
+from ..rundir import CHECKPOINTS, checkpoint_path
 from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, lock_held, read_summary, try_lock, write_summary
 
 TASK_LOCK = "task.lock"
@@ -58,14 +58,15 @@ def plan(run_dir: Path) -> str:
 
 
 def archive_attempt(run_dir: Path) -> None:
-    """Keep a failed attempt's events and summary under attempts/N/ and make the run fresh again."""
+    """Keep a failed attempt's events, summary and checkpoints under attempts/N/ and make the run
+    fresh again (the next task starts it over)."""
     attempts = run_dir / "attempts"
     attempts.mkdir(exist_ok=True)
     n = 1 + sum(1 for _ in attempts.iterdir())
     dest = attempts / str(n)
     dest.mkdir()
     old = read_summary(run_dir)
-    for name in (EVENTS, SUMMARY):
+    for name in (EVENTS, SUMMARY, CHECKPOINTS):
         if (run_dir / name).exists():
             os.replace(run_dir / name, dest / name)
     fresh = initial_summary(run_dir, load_run_config(run_dir))
@@ -74,6 +75,27 @@ def archive_attempt(run_dir: Path) -> None:
             fresh[key] = old[key]
     fresh["attempts"] = n
     write_summary(run_dir, fresh)
+
+
+def restart(run_dir: Path) -> None:
+    """Start a run over (`gdw resume SWEEP --restart RUN`): its attempt is archived under the run's
+    claim; ConfigError if a task or an engine holds the run."""
+    from ..config import ConfigError
+    from ..runs import engine_alive
+
+    fd = claim(run_dir)
+    if fd is None or engine_alive(run_dir):
+        if fd is not None:
+            os.close(fd)
+        raise ConfigError(f"run {run_dir.name} is running; stop it first (`gdw stop {run_dir.name}`)")
+    try:
+        if read_summary(run_dir).get("status") == "finished":
+            raise ConfigError(f"run {run_dir.name} already finished; nothing to start over")
+        archive_attempt(run_dir)
+    except OSError as e:
+        raise ConfigError(f"cannot start {run_dir.name} over: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
 
 
 def sweep_stopped(run_dir: Path) -> bool:
