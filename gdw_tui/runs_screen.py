@@ -76,7 +76,7 @@ def matches(run: dict[str, Any], pattern: str) -> bool:
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("space", "mark", "mark"),
+        Binding("space", "mark", "mark ↓"),  # it marks and moves to the next run: the footer says so
         Binding("c", "compare", "compare marked"),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume"),

@@ -99,3 +99,19 @@ def test_grid_runs_are_named_by_their_grid_values(tmp_path: Path) -> None:
     spec = SweepSpec(presets=["digits-clean"], methods=["gdw"], seeds=[1], grid={"train.outer_lr": [10.0, 100.0]}, name="g")
     sweep = create_sweep(tmp_path / "runs", spec, expand(spec))
     assert sorted(e["run_id"].split("-gdw-s1-")[1] for e in sweep.runs) == ["outer_lr10", "outer_lr100"]
+
+
+def test_sweep_dry_run_lists_the_runs_checks_the_data_and_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    r = cli("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1,10", "--grid", "train.outer_lr=10,100",
+            "--device", "cpu", "--dry-run", "--runs-dir", str(root))
+    assert r.exit_code == 0, r.output
+    first, header, *rows = r.stdout.splitlines()
+    assert first.startswith("dry run of sweep digits-clean: 8 runs (1 preset(s) × 2 method(s) × 2 seed(s) × 2 train.outer_lr)")
+    assert header.split() == ["setting", "method", "seed", "epochs", "device"] and len(rows) == 8
+    assert {tuple(row.split()[:4]) for row in rows} == {
+        ("digits-clean", f"train.outer_lr={lr}", m, str(s)) for lr in (10, 100) for m in ("erm", "gdw") for s in (1, 10)}
+    assert not root.exists() or not any(root.iterdir())
+    missing = cli("sweep", "cifar10-clean", "--seeds", "1", "--dry-run", "--data-dir", str(tmp_path / "nodata"),
+                  "--runs-dir", str(root))
+    assert missing.exit_code == 2 and "cifar" in missing.stderr.lower() and not (root / "sweeps").exists()

@@ -129,3 +129,14 @@ def test_runs_of_different_configs_are_never_one_cell(tmp_path):
     assert lines[f"{preset} train.epochs=1500"] == ["", "**88.00 [paper 76.30]**", ""]
     first, second = made[("mwnet", 40)]
     assert f"seed 1 ran 2 times ({first}, {second}); only {second} is counted" in r.stderr
+
+
+def test_a_report_without_gdw_has_no_empty_difference_column(tmp_path):
+    spec = SweepSpec(presets=["digits-clean"], methods=["erm", "mwnet"], seeds=[1, 10], name="baselines")
+    sweep = create_sweep(tmp_path, spec, expand(spec))
+    for i, e in enumerate(sweep.runs):
+        finish(tmp_path / e["run_id"], 90.0 + i)
+    r = runner.invoke(app, ["report", sweep.id, "--format", "md", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.stderr
+    header = r.stdout.splitlines()[0]
+    assert header == "| setting | erm | mwnet |"  # was `… | GDW − best baseline (95% CI) |`, empty in every row

@@ -553,3 +553,17 @@ def test_the_header_says_catching_up_instead_of_an_old_speed() -> None:
     assert "12.5 it/s" in live and "catching up" not in live
     reading = header_text(model, "running", time.time(), 160, reading=True).plain
     assert "catching up…" in reading and "it/s" not in reading and "ETA" not in reading
+
+
+async def test_a_maximised_chart_has_its_whole_footer_and_1_to_6_still_work(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("1", "m")
+        await pilot.pause(0.2)
+        footer = screen_text(app).splitlines()[-1]
+        assert app.screen.maximized is not None and "x axis" in footer and "? help" in footer  # was cut: `… r ru`
+        await pilot.press("2")  # a pane key, unsaid while maximised, still goes to its pane
+        await pilot.pause(0.2)
+        assert app.screen.maximized is None and app.focused is app.screen.query_one(Heatmap)
+        assert "123456 pane" in screen_text(app).splitlines()[-1]

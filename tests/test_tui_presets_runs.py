@@ -100,6 +100,15 @@ async def test_typing_filters_from_the_first_character_and_shows_the_first_match
         assert screen.selected == option_ids(screen)[0] == "cifar10-imb100"
 
 
+async def test_slash_in_the_preset_list_opens_the_filter_as_the_footer_says(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await pilot.press("slash", *"imb")
+        assert screen.query_one("#filter", Input).value == "imb"  # was `/imb`: no preset matched
+        assert option_ids(screen)[0] == "digits-imb"
+
+
 async def test_quick_presets_come_first_under_their_own_header(fixture_runs: Path) -> None:
     app = GdwApp(fixture_runs)
     async with app.run_test(size=(100, 40)) as pilot:

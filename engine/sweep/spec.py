@@ -90,7 +90,7 @@ class RunPlan:
 
 def grid_tag(grid: dict[str, Any]) -> str:
     """The grid values in a run's name: `outer_lr10-noise_rate0.4` (empty without a grid)."""
-    return "-".join(f"{k.rsplit('.', 1)[-1]}{_fmt_value(v)}" for k, v in grid.items())
+    return "-".join(f"{k.rsplit('.', 1)[-1]}{fmt_value(v)}" for k, v in grid.items())
 
 
 def setting_label(preset: str, grid: dict[str, Any]) -> str:
