@@ -30,6 +30,7 @@ from .presets_screen import PresetsScreen
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
 FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
 FULL_GC_EVERY_S = 60.0
+REAP_S = 2.0  # how often the exits of engines and schedulers this UI started are collected
 
 
 class QuietCollector:
@@ -92,6 +93,7 @@ class GdwApp(App):
         self.presets_dir = presets_dir
         self.open_run_dir = Path(open_run) if open_run else None
         self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
+        self.schedulers: list[subprocess.Popen] = []  # detached sweep schedulers started by this UI
         if launched is not None and self.open_run_dir is not None:
             self.launched[self.open_run_dir] = launched
         self.collector = QuietCollector()
@@ -111,6 +113,14 @@ class GdwApp(App):
         if os.environ.get(FIRST_FRAME_ENV):
             self.call_after_refresh(self._report_first_frame)
         self.call_after_refresh(self.collector.start, self)
+        self.set_interval(REAP_S, self.reap_children)
+
+    def reap_children(self) -> None:
+        """Collect the exit of every engine and scheduler this UI started (poll() reaps it), so none
+        stays <defunct> until the UI exits. Only our own Popens: their exit codes stay theirs."""
+        for process in self.launched.values():
+            process.poll()
+        self.schedulers = [p for p in self.schedulers if p.poll() is None]
 
     def on_unmount(self) -> None:
         self.collector.stop()
@@ -168,7 +178,9 @@ class GdwApp(App):
         from .sweeps_screen import SweepsScreen
 
         try:
-            sweep = start_sweep(self.runs_dir, checked)
+            sweep, scheduler = start_sweep(self.runs_dir, checked)
+            if scheduler is not None:
+                self.schedulers.append(scheduler)
         except (ConfigError, OSError) as e:
             self.notify(str(e), title="cannot start the sweep", severity="error")
             return None
@@ -261,6 +273,27 @@ class GdwApp(App):
         self.notify(shown, title="exported")
         for log in self.screen.query("#log").results(RichLog):  # the dashboard's log pane
             log.write(f"exported {shown}")
+        self._export_figures()
+
+    def _export_figures(self) -> None:
+        """The dashboard's run or the selected sweep: its paper figures too (`gdw plot`, in a child process)."""
+        from textual.widgets import RichLog
+
+        from .figures import figures_target, write_figures
+
+        target = figures_target(self.screen, self.runs_dir)
+        if target is None:
+            return
+        screen = self.screen
+
+        async def figures() -> None:
+            ok, message = await write_figures(target[0], target[1], self.runs_dir)
+            self.notify(message, title="figures" if ok else "figures not written", severity="information" if ok else "error")
+            for log in screen.query("#log").results(RichLog) if screen.is_attached else []:  # still open
+                log.write(f"figures: {message}")
+
+        self.notify(f"drawing the figures of {Path(target[0]).name} into {target[1]}…", title="figures")
+        self.run_worker(figures(), group="figures", exit_on_error=False)
 
     def action_show_sweeps(self) -> None:
         from .sweeps_screen import SweepsScreen

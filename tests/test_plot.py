@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.runs import read_summary, write_summary
 from engine.sweep.spec import SweepSpec, expand
 from engine.sweep.store import create_sweep
-from fixtures.make_fixtures import write_run
+from fixtures.make_fixtures import write_run, write_sweep
 from gdw_cli.main import app
 
 pytest.importorskip("matplotlib")  # the `plot` extra; .[test] installs it, so CI always runs these
@@ -41,16 +40,8 @@ def sweep_runs(tmp_path_factory):
     """A sweep of 2 settings × 4 methods × 3 seeds whose runs hold synthesised events (5 epochs, every
     number differing by seed), one run left unfinished."""
     runs = tmp_path_factory.mktemp("plot") / "runs"
-    spec = SweepSpec(presets=["digits-unif60", "digits-imb"], methods=METHODS, seeds=SEEDS, name="figs")
-    sweep = create_sweep(runs, spec, expand(spec))
-    for e in sweep.runs:
-        if (e["preset"], e["method"], e["seed"]) == PENDING:
-            continue
-        meta = read_summary(runs / e["run_id"])
-        write_run(runs, e["run_id"], preset=e["preset"], method=e["method"], seed=e["seed"], epochs=5, iters_per_epoch=20)
-        s = read_summary(runs / e["run_id"])
-        s.update(sweep=meta["sweep"], setting=meta["setting"], grid=meta["grid"])
-        write_summary(runs / e["run_id"], s)
+    sweep = write_sweep(runs, "figs", ["digits-unif60", "digits-imb"], METHODS, SEEDS, pending=PENDING,
+                        epochs=5, iters_per_epoch=20)
     return runs, sweep
 
 
