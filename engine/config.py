@@ -23,6 +23,7 @@ from .method_table import METHODS
 DATASETS = ("digits", "cifar10", "cifar100", "synthetic", "imagefolder")
 NOISES = ("none", "unif", "flip", "flip2")
 ARCHS = ("auto", "digits_mlp", "resnet32", "resnet18", "resnet50")
+LOG_BACKENDS = ("none", "tensorboard", "mlflow", "wandb")  # live logging (engine.export.live)
 
 
 class ConfigError(ValueError):
@@ -104,6 +105,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "compile": Field(bool, False, "torch.compile the model's plain forward: ERM's training forward and evaluation (the meta methods train eagerly)"),
         "bf16": Field(bool, False, "bf16 autocast on CUDA (changes the numbers)"),
         "pin_memory": Field(bool, False, "pinned host memory and non-blocking copies for imagefolder data"),
+        "log": Field(str, "none", "stream the run's records live to tensorboard, mlflow or wandb (needs that extra)",
+                     choices=LOG_BACKENDS),
+        "log_to": Field(str, "", "where --log writes: a directory (tensorboard, wandb; default RUNS_DIR/tensorboard, "
+                                 "RUNS_DIR/wandb) or an MLflow tracking URI (default $MLFLOW_TRACKING_URI, else SQLite in ./mlruns)"),
     },
 }
 TOP_LEVEL = {"title": Field(str, "", "one-line title"), "description": Field(str, "", "what the preset reproduces")}
