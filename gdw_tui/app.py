@@ -30,6 +30,7 @@ from .presets_screen import PresetsScreen
 # Benchmarks: write the time of the first frame to this file and exit (scripts/ui_bench.py).
 FIRST_FRAME_ENV = "GDW_TUI_FIRST_FRAME_FILE"
 FULL_GC_EVERY_S = 60.0
+REAP_S = 2.0  # how often the exits of engines and schedulers this UI started are collected
 
 
 class QuietCollector:
@@ -92,6 +93,7 @@ class GdwApp(App):
         self.presets_dir = presets_dir
         self.open_run_dir = Path(open_run) if open_run else None
         self.launched: dict[Path, subprocess.Popen] = {}  # engines started by this UI
+        self.schedulers: list[subprocess.Popen] = []  # detached sweep schedulers started by this UI
         if launched is not None and self.open_run_dir is not None:
             self.launched[self.open_run_dir] = launched
         self.collector = QuietCollector()
@@ -111,6 +113,14 @@ class GdwApp(App):
         if os.environ.get(FIRST_FRAME_ENV):
             self.call_after_refresh(self._report_first_frame)
         self.call_after_refresh(self.collector.start, self)
+        self.set_interval(REAP_S, self.reap_children)
+
+    def reap_children(self) -> None:
+        """Collect the exit of every engine and scheduler this UI started (poll() reaps it), so none
+        stays <defunct> until the UI exits. Only our own Popens: their exit codes stay theirs."""
+        for process in self.launched.values():
+            process.poll()
+        self.schedulers = [p for p in self.schedulers if p.poll() is None]
 
     def on_unmount(self) -> None:
         self.collector.stop()
@@ -168,7 +178,9 @@ class GdwApp(App):
         from .sweeps_screen import SweepsScreen
 
         try:
-            sweep = start_sweep(self.runs_dir, checked)
+            sweep, scheduler = start_sweep(self.runs_dir, checked)
+            if scheduler is not None:
+                self.schedulers.append(scheduler)
         except (ConfigError, OSError) as e:
             self.notify(str(e), title="cannot start the sweep", severity="error")
             return None

@@ -310,7 +310,11 @@ class SweepsScreen(Screen):
             preflight(sweep.executor, sweep.options)
             sweep.set_stopped(False)
             todo = [d for d in sweep.run_dirs() if read_summary(d).get("status") != "finished" or busy(d)]
-            make_executor(sweep.executor, {**sweep.options, "detach": True}).submit(sweep, todo)
+            executor = make_executor(sweep.executor, {**sweep.options, "detach": True})
+            executor.submit(sweep, todo)
+            scheduler = getattr(executor, "scheduler_proc", None)
+            if scheduler is not None:
+                self.app.schedulers.append(scheduler)  # reaped by the app when it exits
         except (ConfigError, OSError) as e:
             self.app.call_from_thread(self.notify, str(e), title="cannot resume", severity="error")
             return

@@ -20,6 +20,8 @@ from .executor import make_executor, preflight
 from .spec import RunPlan, SweepSpec, expand
 
 if TYPE_CHECKING:
+    import subprocess
+
     from .local import Slot
     from .store import Sweep
 
@@ -52,11 +54,20 @@ def check_sweep(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = No
         for device in dict.fromkeys(p.config["train"]["device"] for p in plans):
             check_device_available(device)
             slots = plan_slots(spec.options, device)
+    checked_logs: set[tuple[str, str]] = set()
+    for plan in plans:  # live logging: its extra installed, its MLflow server answering (once per destination)
+        log = (plan.config["train"]["log"], plan.config["train"]["log_to"])
+        if log[0] != "none" and log not in checked_logs:
+            from ..export.live import check_live_log
+
+            check_live_log(plan.config)
+            checked_logs.add(log)
     return CheckedSweep(spec, plans, slots)
 
 
-def start_sweep(runs_dir: Path, checked: CheckedSweep) -> "Sweep":
+def start_sweep(runs_dir: Path, checked: CheckedSweep) -> tuple["Sweep", "subprocess.Popen | None"]:
     """Create the sweep and its runs, then start its scheduler detached (`gdw sweep ... --detach`).
+    Returns the sweep and the local scheduler's process (None for Slurm), for the caller to reap.
 
     ConfigError when the sweep cannot be created (nothing is left behind) or the executor refuses
     to take the runs (the sweep is kept; `gdw resume SWEEP` tries again).
@@ -64,8 +75,9 @@ def start_sweep(runs_dir: Path, checked: CheckedSweep) -> "Sweep":
     from .store import create_sweep
 
     sweep = create_sweep(runs_dir, checked.spec, checked.plans)
+    executor = make_executor(sweep.executor, {**sweep.options, "detach": True})
     try:
-        make_executor(sweep.executor, {**sweep.options, "detach": True}).submit(sweep, sweep.run_dirs())
+        executor.submit(sweep, sweep.run_dirs())
     except ConfigError as e:  # e.g. the cluster rejected the jobs: the runs wait, as with `gdw sweep`
         raise ConfigError(f"{e} (the sweep's runs are kept; `gdw resume {sweep.id}` tries again)") from None
-    return sweep
+    return sweep, getattr(executor, "scheduler_proc", None)
