@@ -11,6 +11,7 @@ divergence, out of memory, a full disk or any other error, with its traceback.
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import os
 import platform
 import time
@@ -23,7 +24,7 @@ import torch
 from . import __version__
 from .allocator import keep_freed_memory
 from .config import ConfigError
-from .console import one_line
+from .console import one_line, stopped_at
 from .device import device_name, resolve_device
 from .events import SCHEMA_VERSION, EventWriter
 from .heartbeat import Heartbeat
@@ -59,14 +60,24 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
         device = resolve_device(cfg["train"]["device"])
         if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
             raise ConfigError(f"run {run_dir.name} has already started; use `gdw resume {run_dir.name}`")
+        live = None
+        if cfg["train"]["log"] != "none":  # the backend's library is imported only when asked for
+            from .export.live import start_live_log
+
+            live = start_live_log(run_dir, cfg, resume)
+            on_event = live.chain(on_event)
         try:
-            run = Run(run_dir, cfg, device, on_event, resume=resume)
-        except ConfigError:
-            raise
-        except BaseException as e:  # building the data or the model failed: reported like any failure
-            _report_setup_failure(run_dir, e, on_event)
-            raise
-        return _execute(run, resume)
+            try:
+                run = Run(run_dir, cfg, device, on_event, resume=resume)
+            except ConfigError:
+                raise
+            except BaseException as e:  # building the data or the model failed: reported like any failure
+                _report_setup_failure(run_dir, e, on_event)
+                raise
+            return _execute(run, resume)
+        finally:
+            if live is not None:
+                live.close()  # the last records, the final summary and files
     finally:
         heartbeat.stop()
         os.close(lock_fd)
@@ -84,7 +95,7 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
         except StopRequested:
             run.checkpoint()
             run.emit("stopped", epoch=run.epoch, iter=run.iter, reason=STOP.reason)
-            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({STOP.reason}) at epoch {run.epoch + 1}, iteration {run.iter}")
+            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({STOP.reason}) at {stopped_at(run.epoch, run.iter)}")
             return read_summary(run.run_dir)
         final = run.final_acc()
         run.emit("run_end", final_acc=round(final, 4), best_acc=round(run.best_acc, 4), best_epoch=run.best_epoch,
@@ -130,11 +141,10 @@ def _emit_run_start(run: Run, resumed: bool) -> None:
 
 
 def _torchvision_version() -> str:
+    """From the package metadata: importing torchvision for its version string cost ~2 s of every start."""
     try:
-        import torchvision
-
-        return torchvision.__version__
-    except Exception:  # pragma: no cover
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
         return "unavailable"
 
 

@@ -6,11 +6,12 @@ exit code 2. The torch-heavy engine is imported only by the commands that train 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.table import Column, Table
 
 from engine import __version__
 from engine.config import SCHEMA, TOP_LEVEL, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.fast_exit import exit_process
 from engine.heartbeat import describe_heartbeat
 from engine.method_table import METHODS
 from engine.rundir import resume_refusal
@@ -35,7 +37,21 @@ app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False,
 RunsDir = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
 PresetsDir = typer.Option(None, "--presets-dir", metavar="DIR", help="extra presets directory (also $GDW_PRESETS)")
 JsonOutput = typer.Option(False, "--json", help="print JSON instead of a table")
+LogOption = typer.Option(None, "--log", metavar="BACKEND", help="stream the records live: tensorboard, mlflow or wandb (train.log)")
+LogToOption = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)")
 NOT_A_TERMINAL = "stdout is not a terminal: training headless (as with --headless)"
+
+
+def log_overrides(log: str | None, log_to: str | None) -> dict[str, Any]:
+    """--log and --log-to as the preset fields they set (checked like any --set)."""
+    from engine.config import coerce
+
+    out: dict[str, Any] = {}
+    if log is not None:
+        out["train.log"] = coerce("train.log", log)
+    if log_to is not None:
+        out["train.log_to"] = coerce("train.log_to", log_to)
+    return out
 
 
 def field_help(dotted: str) -> str:
@@ -136,13 +152,17 @@ def run(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
     download: bool = typer.Option(False, "--download", help="download CIFAR if missing"),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="FIELD=VALUE", help="override any field, e.g. train.lr=0.05 (repeatable; see `gdw fields`)"),
+    log: Optional[str] = LogOption,
+    log_to: Optional[str] = LogToOption,
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
     """Start a run. With --headless (or without a terminal) it trains here; otherwise it starts the engine detached and opens the UI on it."""
     headless = headless_unless_terminal(headless)
     try:
-        cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
+        overrides = overrides_from(method, seed, epochs, device, data_dir, download, sets)
+        overrides.update(log_overrides(log, log_to))
+        cfg = load_preset(preset, overrides, presets_dir)
         root = runs_dir_from(runs_dir)
         # Bad input makes no run: the device and the dataset's files are checked first (the UI's
         # launch form runs the same pre-flight).
@@ -264,7 +284,8 @@ def show(
     status = run_status(run_dir, s)
     table = Table(show_header=False, box=None, pad_edge=False)
     rows = [
-        ("run", run_dir.name), ("status", status), ("preset", s.get("preset")), ("method", s.get("method")),
+        ("run", run_dir.name), ("status", status), ("preset", s.get("preset")), ("changes", _changes_text(run_dir)),
+        ("method", s.get("method")),
         ("seed", s.get("seed")), ("dataset", s.get("dataset")), ("device", s.get("device")),
         ("epoch", f"{s.get('epoch', 0)}/{s.get('epochs', '?')}"),
         ("final_acc", _pct(s.get("final_acc"))), ("best_acc", _pct(s.get("best_acc"))),
@@ -290,6 +311,16 @@ def show(
         tb = _last_traceback(run_dir)
         if tb:
             console.print(tb, markup=False, highlight=False)
+
+
+def _changes_text(run_dir: Path) -> str:
+    """What the run set differently from its preset (`noise_rate=0.4 epochs=300`), or says there is nothing."""
+    from engine.changes import run_changes
+
+    changes = run_changes(run_dir, None)
+    if changes == "?":
+        return "unknown (its config or its preset cannot be read here)"
+    return changes or "none (the preset as it is)"
 
 
 def _check_readable(run_dir: Path) -> None:
@@ -322,18 +353,46 @@ def _last_traceback(run_dir: Path) -> str | None:
     return fails[-1].get("traceback") if fails else None
 
 
+RUN_STATUSES = ("created", "running", "stopped", "interrupted", "failed", "finished")
+
+
 @app.command("runs", cls=Command)
-def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
-    """List the runs in the runs directory with their honest status."""
+def runs_cmd(
+    runs_dir: Optional[str] = RunsDir,
+    sweep: Optional[str] = typer.Option(None, "--sweep", metavar="SWEEP", help="only the runs of this sweep (id or name)"),
+    status: Optional[str] = typer.Option(None, "--status", metavar="STATUS", help=f"only runs with this status: {', '.join(RUN_STATUSES)}"),
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="PRESET", help="only runs made from this preset"),
+) -> None:
+    """List the runs in the runs directory with their honest status and what they changed from their preset."""
+    from engine.changes import run_changes
+
     root = runs_dir_from(runs_dir)
+    if not root.is_dir():
+        fail(f"no runs directory at {root.resolve()} (choose one with --runs-dir or $GDW_RUNS_DIR)")
+    if status is not None and status not in RUN_STATUSES:
+        fail(f"unknown status '{status}'; valid statuses: {', '.join(RUN_STATUSES)}")
+    wanted = [f"--{k} {v}" for k, v in (("sweep", sweep), ("status", status), ("preset", preset)) if v is not None]
     runs = list_runs(root)
+    if sweep is not None:
+        try:
+            found = sweep_commands.sweep_of(root, sweep)
+        except ConfigError as e:
+            fail(str(e))
+        if found is None:
+            fail(f"no sweep '{sweep}' in {root.resolve()} (`gdw sweeps` lists them)")
+        runs = [s for s in runs if s.get("sweep") == found.id]
+    runs = [s for s in runs if (status is None or s["status"] == status) and (preset is None or s.get("preset") == preset)]
+    if not runs:
+        console.print(f"no runs in {root.resolve()}" + (f" match {' '.join(wanted)}" if wanted else ""), markup=False, highlight=False, soft_wrap=True)
+        return
     # Run ids are never shortened (they are what `show`, `resume` and `stop` take), even in a
     # narrow terminal or when the output goes to a file.
     run_column = Column("run", no_wrap=True, min_width=max((len(s["run_id"]) for s in runs), default=3))
-    table = Table(run_column, "status", "preset", "method", "seed", "epoch", "final", "best", box=None, pad_edge=False)
+    table = Table(run_column, "status", "preset", "method", "seed", "epoch", "final", "best", "changes", box=None, pad_edge=False)
     for s in runs:
         table.add_row(s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
-                      f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-")
+                      f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-",
+                      run_changes(Path(s["path"]), None) or "-")
     whole_lines().print(table)
     for s in runs:
         if s.get("problem"):
@@ -371,6 +430,17 @@ def tui(
     run_tui(root, presets_dir, open_run, serve=serve, port=port, host=host, token=token)
 
 
+@contextlib.contextmanager
+def progress_on_stderr(what: str) -> Iterator[Callable[[str], None]]:
+    """What a long measurement is doing, on stderr (stdout keeps the result, e.g. --json): one
+    line updated in place on a terminal, a line per step otherwise."""
+    if err.is_terminal:
+        with err.status(what) as status:
+            yield lambda message: status.update(f"{what}: {message}")
+    else:
+        yield lambda message: err.print(f"{what}: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command(cls=Command)
 def bench(
     methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
@@ -398,8 +468,9 @@ def bench(
 
         names = DEFAULT_BENCH_METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
 
-        result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
-                           augmentation, threads, malloc_tuning)
+        with progress_on_stderr("bench") as progress:
+            result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
+                               augmentation, threads, malloc_tuning, progress)
     except ConfigError as e:
         fail(str(e))
     if as_json:
@@ -415,6 +486,8 @@ def bench(
     console.print(table)
     if "gdw_over_mwnet" in result:
         console.print(f"gdw / mwnet = {result['gdw_over_mwnet']:.3f}", markup=False)
+    if "insw_over_mwnet" in result:
+        console.print(f"insw / mwnet = {result['insw_over_mwnet']:.3f}", markup=False)
     if "naive_over_gdw" in result:
         console.print(f"gdw-naive / gdw = {result['naive_over_gdw']:.2f} (speed-up of the lean meta step)", markup=False)
     if "augmentation" in result:
@@ -429,7 +502,10 @@ plot_command.register(app)  # gdw plot
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as e:  # a run trained here: skip the teardown of torch (engine.fast_exit)
+        exit_process(e.code)
 
 
 def tui_main() -> None:

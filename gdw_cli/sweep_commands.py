@@ -21,7 +21,7 @@ from engine.sweep.spec import (
     PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
-from engine.sweep.executor import check_executor, preflight
+from engine.sweep.executor import check_executor, executor_text, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 
 from .errors import fail, warn
@@ -196,6 +196,8 @@ def sweep_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the sweep (presets, data, executor, device) and list its runs; create and run nothing"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -205,6 +207,8 @@ def sweep_cmd(
     slurm_setup: Optional[list[str]] = typer.Option(None, "--slurm-setup", help="a shell line before each task (repeatable)"),
     slurm_account: Optional[str] = typer.Option(None, "--slurm-account"),
     slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos"),
+    log: Optional[str] = typer.Option(None, "--log", metavar="BACKEND", help="every run streams its records live: tensorboard, mlflow or wandb (train.log)"),
+    log_to: Optional[str] = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)"),
 ) -> None:
     """Run a grid: presets × methods × seeds × --grid axes, as ordinary runs, on this machine or Slurm."""
     from engine.sweep.start import check_sweep
@@ -213,12 +217,16 @@ def sweep_cmd(
     try:
         check_presets_dir(presets_dir)
         spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
+        spec.force = spec.force or force
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
         if download:
             spec.sets["data.download"] = True
         if device is not None:
             spec.sets["train.device"] = coerce("train.device", device)
+        for dotted, value in (("train.log", log), ("train.log_to", log_to)):
+            if value is not None:
+                spec.sets[dotted] = coerce(dotted, value)
         local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
         slurm = {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus, "cpus": slurm_cpus,
                  "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,
@@ -227,14 +235,28 @@ def sweep_cmd(
         checked = check_sweep(spec, presets_dir)  # the sweep form of gdw-tui makes the same checks
         plans, slots = checked.plans, checked.slots
         root = runs_dir_from(runs_dir)
-        sweep = create_sweep(root, spec, plans)
+        sweep = None if dry_run else create_sweep(root, spec, plans)
     except ConfigError as e:
         fail(str(e))
     axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
                        f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
     where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
+    if sweep is None:
+        _print_dry_run(spec.name or spec.presets[0], plans, axes, where)
+        return
     console.print(f"sweep {sweep.id}: {len(plans)} runs ({axes}) on {where}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, sweep.run_dirs(), detach, wait))
+
+
+def _print_dry_run(name: str, plans: list, axes: str, where: str) -> None:
+    """`gdw sweep --dry-run`: what the sweep would run, after the same checks; nothing is created."""
+    out = _out()
+    out.print(f"dry run of sweep {name}: {len(plans)} runs ({axes}) on {where}; presets, data files, executor and "
+              "device checked; nothing created", markup=False, highlight=False, soft_wrap=True)
+    table = Table("setting", "method", "seed", "epochs", "device", box=None, pad_edge=False)
+    for p in plans:
+        table.add_row(p.setting, p.method, str(p.seed), str(p.config["train"]["epochs"]), str(p.config["train"]["device"]))
+    out.print(table)
 
 
 def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")) -> None:
@@ -287,7 +309,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     states = run_states(sweep, _job_states(sweep, make_executor))
     out = _out()
     head = Table(show_header=False, box=None, pad_edge=False)
-    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", f"{sweep.executor} {sweep.options or ''}".strip()),
+    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", executor_text(sweep.executor, sweep.options)),
                  ("scheduler", scheduler_line(sweep, states)),
                  ("directory", str(sweep.dir))]:
         head.add_row(k, v)

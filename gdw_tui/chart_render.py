@@ -88,6 +88,7 @@ class Curve:
     color: str
     times: Sequence[float] | None = None
     x_info: XInfo | None = None
+    legend: bool = True  # False: drawn but not listed (the second edge of a band)
     style: Style = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,9 +110,16 @@ def nice_step(span: float, target_ticks: int) -> float:
     return 10 * mag
 
 
+LARGE = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))  # a diverged loss reaches 1e10 and more
+
+
 def format_tick(value: float, step: float) -> str:
+    if abs(value) >= 1e15:
+        return f"{value:.1e}"
     if abs(value) >= 10000:
-        return f"{value / 1000:.0f}k"
+        scale, suffix = next((s, x) for s, x in LARGE if abs(value) >= 10 * s)
+        decimals = min(2, max(0, -math.floor(math.log10(step / scale)))) if step > 0 else 0
+        return f"{value / scale:.{decimals}f}{suffix}"
     if step >= 1 or value == 0:
         return f"{value:.0f}"
     decimals = min(4, max(1, -math.floor(math.log10(step))))
@@ -274,17 +282,20 @@ def _legend(curves: Sequence[Curve], width: int, base: Style, monochrome: bool =
     segs: list[Segment] = []
     used = 0
     for i, c in enumerate(curves):
+        if not c.legend:
+            continue
         glyph = line_style(i)[0] if monochrome else "──"
         text = f"{glyph} {c.label}{'' if c.points else ' (no data)'}  "
         if len(text) > width:
             text = text[:width - 3] + "…  "
         if used + len(text) > width and segs:
             if len(rows) + 1 == max_rows:
-                more = f"+{len(curves) - i} more"
+                left = sum(1 for c in curves[i:] if c.legend)
+                more = f"+{left} more"
                 if used + len(more) > width:
                     segs.pop()
                     used = sum(len(s.text) for s in segs)
-                    more = f"+{len(curves) - i + 1} more"
+                    more = f"+{left + 1} more"
                 segs.append(Segment(more, base + MUTED))
                 used += len(more)
                 break

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -33,6 +34,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def f32(x: float) -> float:
+    """What TensorBoard stores for a scalar (a 32-bit float)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def make_sweep(runs: Path) -> Path:
@@ -112,3 +118,10 @@ def mlflow_server(root: Path) -> Server:
                    "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
                   f"http://127.0.0.1:{port}", "/health", root / "server.log",
                   env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
+def mlflow_fixture(tmp_path_factory):
+    """A module's MLflow server (a pytest fixture body: `mlflow = pytest.fixture(scope="module")(mlflow_fixture)`)."""
+    server = mlflow_server(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()

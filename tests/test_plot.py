@@ -107,7 +107,7 @@ def test_the_sidecar_csv_holds_exactly_the_numbers_drawn(sweep_runs, tmp_path):
     runs, sweep = sweep_runs
     r = runner.invoke(app, ["plot", sweep.id, "--kind", "curves", "--format", "svg", "--out", str(tmp_path), "--runs-dir", str(runs)])
     assert r.exit_code == 0, r.stderr
-    assert r.stderr.strip() == "sweep figs: 1 of 24 runs not finished, left out"
+    assert r.stderr.strip() == "digits-imb · mwnet: 2 of 3 seeds finished; missing seed(s) 100 (created)"  # as gdw report says
     rows = list(csv.DictReader((tmp_path / f"{sweep.id}_curves.csv").open()))
     (d,) = drawn(runs, [sweep.id], "curves")
     lines = artists(d.figure, "curve|")
@@ -187,6 +187,17 @@ def test_weights_are_each_epochs_count_weighted_mean_over_seeds(sweep_runs):
         assert list(line.get_ydata()) == pytest.approx([statistics.fmean(v) for v in zip(*per_run)], abs=1e-12)
         lo, hi = band_edges(artists(d.figure, f"band|digits-unif60|{kind}|gdw")[f"band|digits-unif60|{kind}|gdw"])
         assert hi == pytest.approx([statistics.fmean(v) + statistics.stdev(v) for v in zip(*per_run)], abs=1e-9)
+
+
+def test_sweeps_of_different_configs_are_never_averaged_together(tmp_path):
+    """Two sweeps of one preset at different learning rates: two panels, labelled as `gdw report` labels its rows."""
+    runs = tmp_path / "runs"
+    a = write_sweep(runs, "lr1", ["digits-unif60"], ["gdw"], [1, 2], sets={"train.lr": 0.1}, epochs=3, iters_per_epoch=10)
+    b = write_sweep(runs, "lr2", ["digits-unif60"], ["gdw"], [1, 2], sets={"train.lr": 0.05}, epochs=3, iters_per_epoch=10)
+    (d,) = drawn(runs, [a.id, b.id], "curves")
+    lines = artists(d.figure, "curve|")
+    assert sorted(lines) == sorted(f"curve|{s}|{m}|gdw" for s in ("digits-unif60 train.lr=0.1", "digits-unif60 train.lr=0.05")
+                                   for m in ("test_acc", "train_loss"))
 
 
 def test_nozm_draws_gdw_and_gdw_nozm_only(sweep_runs):

@@ -8,6 +8,7 @@ Every artist that carries data has a gid naming what it shows (`curve|setting|me
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -50,15 +51,19 @@ def _figure(width: str, height_in: float):
     return Figure(figsize=(WIDTHS_IN[width], height_in), layout="constrained")
 
 
-def _legend(fig, axes) -> None:
+def _legend(fig, axes, extra: list[tuple[Any, str]] = ()) -> None:
+    """One legend above the panels: each label once, then `extra` (handle, label) pairs."""
     handles, labels = {}, []
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels()):
             if label not in handles:
                 handles[label] = h
                 labels.append(label)
+    for h, label in extra:
+        handles[label] = h
+        labels.append(label)
     longest = max((len(k) for k in labels), default=0)
-    per_row = 2 if fig.get_figwidth() < 4 else (5 if longest <= 16 else 3)  # what fits across the width at 8 pt
+    per_row = (3 if longest <= 9 else 2) if fig.get_figwidth() < 4 else (len(labels) if len(labels) <= 6 and longest <= 14 else 3)
     fig.legend([handles[k] for k in labels], labels, loc="outside upper center", ncols=max(min(len(labels), per_row), 1),
                handlelength=1.8, columnspacing=1.2)
 
@@ -168,11 +173,14 @@ def _class_weight_groups(sel: Selection, kind: str) -> list[Group]:
     return groups
 
 
-def _mean_matrix(runs: list[RunRecord], epoch: int, key: str) -> list[list[float]]:
-    """Element-wise mean over the runs of their epoch-end matrix `key` (null entries are NaN)."""
+def _mean_matrix(runs: list[RunRecord], epoch: int, key: str) -> tuple[list[list[float]], list[list[int]]]:
+    """Element-wise mean over the runs of their epoch-end matrix `key`, and how many runs each cell
+    averages: a label a run did not see in that window (null) is left out, NaN where no run saw it."""
     mats = [r.epoch_end_weights[epoch][key] for r in runs]
     c = len(mats[0])
-    return [[mean_std([_num(m[i][j]) for m in mats])[0] for j in range(c)] for i in range(c)]
+    cells = [[[v for v in (_num(m[i][j]) for m in mats) if math.isfinite(v)] for j in range(c)] for i in range(c)]
+    return ([[statistics.fmean(v) if v else math.nan for v in row] for row in cells],
+            [[len(v) for v in row] for row in cells])
 
 
 def _chosen_epochs(g: Group, key: str, wanted: list[int] | None, default: Callable[[list[int]], list[int]]) -> list[int]:
@@ -213,7 +221,8 @@ def omega(sel: Selection, opt: Options) -> list[Drawn]:
     groups = _class_weight_groups(sel, "omega")
     for g in groups:
         epochs = _chosen_epochs(g, "omega", opt.epochs, lambda have: sorted({have[0], have[len(have) // 2], have[-1]}))
-        mats = [_mean_matrix(g.runs, e, "omega") for e in epochs]
+        means = [_mean_matrix(g.runs, e, "omega") for e in epochs]
+        mats = [m for m, _ in means]
         finite = [v for m in mats for row in m for v in row if math.isfinite(v)]
         vmin, vmax = (min(finite), max(finite)) if finite else (0.0, 1.0)
         single = opt.width == "single"
@@ -235,7 +244,8 @@ def omega(sel: Selection, opt: Options) -> list[Drawn]:
             ax.set_xlabel(r"$\omega_j$ (class $j$)")
             if k % cols == 0:
                 ax.set_ylabel("observed label")
-            rows += [[g.setting, g.method, g.n, e + 1, _name(classes, i), _name(classes, j), m[i][j]]
+            seen = means[k][1]
+            rows += [[g.setting, g.method, seen[i][j], e + 1, _name(classes, i), _name(classes, j), m[i][j]]
                      for i in range(c) for j in range(c)]
         for k in range(len(epochs), nrows * cols):
             axes[k // cols][k % cols].set_visible(False)
@@ -253,7 +263,7 @@ def table6(sel: Selection, opt: Options) -> list[Drawn]:
     for g in _class_weight_groups(sel, "table6"):
         wanted = opt.epochs[-1:] if opt.epochs else None
         (e,) = _chosen_epochs(g, "increase_ratio", wanted, lambda have: [have[-1]])
-        m = _mean_matrix(g.runs, e, "increase_ratio")
+        m, seen = _mean_matrix(g.runs, e, "increase_ratio")
         c = len(m)
         single = opt.width == "single"
         side = WIDTHS_IN[opt.width] - (0.55 if single else 1.6)
@@ -279,7 +289,7 @@ def table6(sel: Selection, opt: Options) -> list[Drawn]:
                      location="bottom" if single else "right", aspect=30 if single else 20)
         ax.set_title(f"epoch {e + 1}")
         fig.suptitle(f"{g.setting} · {g.title}")
-        rows = [[g.setting, g.method, g.n, e + 1, f"ω{i}", _name(classes, j), m[i][j]] for i in range(c) for j in range(c)]
+        rows = [[g.setting, g.method, seen[i][j], e + 1, f"ω{i}", _name(classes, j), m[i][j]] for i in range(c) for j in range(c)]
         out.append(Drawn(f"table6_{_file_part(g.key)}", fig,
                          ["setting", "method", "n", "epoch", "weight", "class_j", "increase_ratio"], rows))
     return out
@@ -338,10 +348,8 @@ def weights(sel: Selection, opt: Options) -> list[Drawn]:
                 rows += [[setting, g.method, g.label, g.n, kind, scale, xe, m, s] for xe, (m, s) in zip(x, stats)]
     from matplotlib.lines import Line2D
 
-    all_axes = [axes[0] for axes in blocks]
-    _legend(fig, all_axes)
-    all_axes[0].legend([Line2D([], [], color="#555555", linestyle="-"), Line2D([], [], color="#555555", linestyle="--")],
-                       ["clean", "corrupted"], loc="best")
+    _legend(fig, [axes[0] for axes in blocks], [(Line2D([], [], color="#555555", linestyle="-"), "clean samples"),
+                                                (Line2D([], [], color="#555555", linestyle="--"), "corrupted samples")])
     return [Drawn("weights", fig, ["setting", "method", "label", "n", "samples", "scale", "epoch", "mean", "std"], rows)]
 
 
