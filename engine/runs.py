@@ -67,9 +67,11 @@ def create_run(runs_dir: Path, cfg: dict[str, Any]) -> Path:
     try:
         atomic_write_text(run_dir / CONFIG, to_toml(cfg))
         write_summary(run_dir, initial_summary(run_dir, cfg))
-    except OSError as e:
+    except BaseException as e:  # a full disk, or Ctrl-C: no half-made run is left
         _remove_tree(run_dir)
-        raise ConfigError(f"cannot write into {run_dir}: {e.strerror}") from None
+        if isinstance(e, OSError):
+            raise ConfigError(f"cannot write into {run_dir}: {e.strerror}") from None
+        raise
     return run_dir
 
 

@@ -27,6 +27,7 @@ from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states
 console = Console()
 err = Console(stderr=True)
 WAIT_POLL_S = 1.0
+CONFIRM_ABOVE = 500  # runs: a bigger sweep is created only when confirmed (--yes in scripts)
 
 
 def _fail(message: str) -> None:
@@ -199,6 +200,7 @@ def sweep_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    yes: bool = typer.Option(False, "--yes", help=f"create a sweep of more than {CONFIRM_ABOVE} runs without asking (scripts)"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -229,15 +231,30 @@ def sweep_cmd(
         spec.options = {**spec.options, **cli_options(spec.executor, local, slurm)}
         checked = check_sweep(spec, presets_dir)  # the sweep form of gdw-tui makes the same checks
         plans, slots = checked.plans, checked.slots
+        confirm_size(len(plans), yes)
         root = runs_dir_from(runs_dir)
         sweep = create_sweep(root, spec, plans)
     except ConfigError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        err.print("interrupted: no sweep was created (nothing is left behind)", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
                        f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
     where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
     console.print(f"sweep {sweep.id}: {len(plans)} runs ({axes}) on {where}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, sweep.run_dirs(), detach, wait))
+
+
+def confirm_size(runs: int, yes: bool) -> None:
+    """A sweep of more than CONFIRM_ABOVE runs is created only when confirmed (a terminal) or with --yes."""
+    if runs <= CONFIRM_ABOVE or yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"this sweep has {runs:,} runs (more than {CONFIRM_ABOVE}): add --yes to create them")
+    if not typer.confirm(f"create {runs:,} runs?", default=False, err=True):
+        err.print("nothing created", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")) -> None:
