@@ -28,6 +28,7 @@ from . import export_command, plot_command, sweep_commands
 from .errors import OneLineErrors, err, fail
 from .headless import console, train_here
 from .help_format import Command
+from .plain_table import print_table
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help="GDW experiment runner: presets, runs, the TUI and benchmarks.")
 RunsDir = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
@@ -301,15 +302,11 @@ def _last_traceback(run_dir: Path) -> str | None:
 def runs_cmd(runs_dir: Optional[str] = RunsDir) -> None:
     """List the runs in the runs directory with their honest status."""
     root = runs_dir_from(runs_dir)
-    runs = list_runs(root)
-    # Run ids are never shortened (they are what `show`, `resume` and `stop` take), even in a
-    # narrow terminal or when the output goes to a file.
-    run_column = Column("run", no_wrap=True, min_width=max((len(s["run_id"]) for s in runs), default=3))
-    table = Table(run_column, "status", "preset", "method", "seed", "epoch", "final", "best", box=None, pad_edge=False)
-    for s in runs:
-        table.add_row(s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
-                      f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-")
-    whole_lines().print(table)
+    # Plain aligned text, never shortened: run ids are what `show`, `resume` and `stop` take.
+    print_table(["run", "status", "preset", "method", "seed", "epoch", "final", "best"],
+                ([s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
+                  f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-"]
+                 for s in list_runs(root)))
 
 
 @app.command(cls=Command)

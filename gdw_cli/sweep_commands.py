@@ -23,6 +23,7 @@ from engine.sweep.spec import (
 )
 from engine.sweep.executor import check_executor, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
+from .plain_table import print_table
 
 console = Console()
 err = Console(stderr=True)
@@ -310,13 +311,13 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
         head.add_row(k, v)
     out.print(head)
     out.print(grid_table(sweep, states))
-    runs = Table("run", "setting", "method", "seed", "status", "epoch", "final", box=None, pad_edge=False)
+    rows = []
     for entry in sweep.runs:
         s = read_summary(root / entry["run_id"])
         final = s.get("final_acc")
-        runs.add_row(entry["run_id"], entry["setting"], entry["method"], str(entry["seed"]), states[entry["run_id"]],
-                     f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", "-" if final is None else f"{final:.2f}")
-    out.print(runs)
+        rows.append([entry["run_id"], entry["setting"], entry["method"], str(entry["seed"]), states[entry["run_id"]],
+                     f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", "-" if final is None else f"{final:.2f}"])
+    print_table(["run", "setting", "method", "seed", "status", "epoch", "final"], rows)  # plain: 10,000 rows print at once
     out.print(counts_line(sweep, states), markup=False, highlight=False)
     return True
 
