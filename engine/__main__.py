@@ -63,4 +63,6 @@ def _mark_unstartable(run_dir: Path, message: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .fast_exit import exit_process
+
+    exit_process(main())

@@ -11,7 +11,7 @@ import contextlib
 import platform
 import statistics
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -60,18 +60,21 @@ def _setup(method: str, arch: str, num_classes: int, device: torch.device, chann
 def time_methods(
     methods: tuple[str, ...], arch: str = "resnet32", batch_size: int = 100, device: str = "cpu", warmup: int = 2,
     iters: int = 10, num_classes: int = 10, channels_last: bool = False, compile_: bool = False, bf16: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> list[dict[str, Any]]:
     """Seconds per iteration of each method: median, quartiles, min, max over `iters` timed steps.
 
     The methods take turns, one iteration each per round, so a slow spell of the machine (a busy
     neighbour, a frequency drop) lands on all of them alike and the ratios stay meaningful.
+    `progress` hears what is being done (a loaded machine takes minutes).
     """
     dev = resolve_device(device)
     if bf16 and dev.type != "cuda":
         raise ConfigError("--bf16 needs a CUDA device (bf16 autocast is a GPU option)")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     steps = {}
-    for method in methods:
+    for n, method in enumerate(methods, 1):
+        progress(f"setting up {method} ({n}/{len(methods)})")
         m, in_shape = _setup(method, arch, num_classes, dev, channels_last, compile_)
         g = torch.Generator().manual_seed(1)
         x = torch.randn(batch_size, *in_shape, generator=g).to(dev)
@@ -83,6 +86,7 @@ def time_methods(
         steps[method] = (m, (x, y, xm, ym))
     times: dict[str, list[float]] = {method: [] for method in methods}
     for i in range(warmup + iters):
+        progress(f"round {i + 1}/{warmup + iters}{' (warm-up)' if i < warmup else ''}: one iteration of each method")
         for method, (m, batch) in steps.items():
             _sync(dev)
             t0 = time.perf_counter()
@@ -136,6 +140,7 @@ def run_bench(
     methods: tuple[str, ...] = DEFAULT_BENCH_METHODS, arch: str = "resnet32", batch_size: int = 100, device: str = "cpu",
     warmup: int = 2, iters: int = 10, num_classes: int = 10, channels_last: bool = False, compile_: bool = False,
     bf16: bool = False, augmentation: bool = True, threads: int | None = None, malloc_tuning: bool = True,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     for m in methods:
         if m not in BENCH_METHODS:
@@ -147,7 +152,8 @@ def run_bench(
     if malloc_tuning:
         malloc_tuning = keep_freed_memory()
     dev = resolve_device(device)
-    results = time_methods(methods, arch, batch_size, device, warmup, iters, num_classes, channels_last, compile_, bf16)
+    results = time_methods(methods, arch, batch_size, device, warmup, iters, num_classes, channels_last, compile_, bf16,
+                           progress)
     by_name = {r["method"]: r for r in results}
     for r in results:
         r["x_erm"] = r["median_s"] / by_name["erm"]["median_s"] if "erm" in by_name else None
@@ -162,5 +168,6 @@ def run_bench(
     if "gdw" in by_name and "gdw-naive" in by_name:
         out["naive_over_gdw"] = by_name["gdw-naive"]["median_s"] / by_name["gdw"]["median_s"]
     if augmentation:
+        progress("timing the augmentation pipelines")
         out["augmentation"] = time_augmentation(device, batch_size)
     return out

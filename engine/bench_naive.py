@@ -19,7 +19,8 @@ from torch.func import functional_call
 
 from .config import SCHEMA
 from .methods.base import StepStats, set_lr
-from .methods.gdw import OMEGA_MAX, OMEGA_MIN, P_MAX, zero_mean_constraint
+from .methods.base import WEIGHT_MAX as OMEGA_MAX, WEIGHT_MIN as OMEGA_MIN
+from .methods.gdw import P_MAX, zero_mean_constraint
 from .vnet import VNet
 
 

@@ -1,15 +1,15 @@
-"""A run's checkpoint: everything needed to continue exactly where it was, written atomically.
+"""A run's checkpoint: `Run.state_dict()` as one object, written atomically.
 
-The state is the model, the optimizer, the method (V and its Adam state), where the run is (epoch,
-iteration, this epoch's index order, the meta-set pointer), its history and running statistics,
-and every random number generator it draws from: torch's, numpy's, Python's and the run's own
-data-order, meta and augmentation generators. A CPU run resumed from it continues bit for bit
-as if it had never stopped (tests/test_reliability.py).
+What is in it is the run's to say (engine.trainer.Run.state_dict: the method's state — its models,
+optimisers and whatever else it owns —, the clean-set cursor, where the loop is, its statistics and
+every random number generator); this module only writes and reads it. A CPU run resumed from it
+continues bit for bit as if it had never stopped (tests/test_reliability.py).
 
 A runs directory can be shared, so a checkpoint is untrusted input: it holds only tensors and plain
 values (numpy's generator state is stored as a tensor, not a numpy array) and is read with
 `torch.load(weights_only=True)`, which refuses any other object instead of unpickling it — a
 file that would import or call something (os.system...) is refused with one line and runs nothing.
+Checkpoints of earlier versions (the flat layout, numpy's state as an array) still resume.
 """
 
 from __future__ import annotations
@@ -31,30 +31,8 @@ from .runs import fsync_dir
 if TYPE_CHECKING:
     from .trainer import Run
 
-
-def capture(run: Run) -> dict[str, Any]:
-    return {
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "method": run.method.state_dict(),
-        "epoch": run.epoch,
-        "iter": run.iter,
-        "epoch_perm": run.epoch_perm,
-        "meta_perm": run.meta_perm,
-        "meta_pos": run.meta_pos,
-        "history": run.history,
-        "best_acc": run.best_acc,
-        "best_epoch": run.best_epoch,
-        "wall_s": run.wall(),
-        "order_gen": run.order_gen.get_state(),
-        "meta_gen": run.meta_gen.get_state(),
-        "aug_gen": run.aug_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "numpy_rng": numpy_state_plain(np.random.get_state()),
-        "python_rng": random.getstate(),
-        "steps": run.steps.state_dict(),
-        "weights": run.weights.state_dict(),
-    }
+# The layout of the saved object; 1 was the flat layout of the versions before the method owned its models.
+FORMAT = 2
 
 
 def save(run: Run) -> None:
@@ -62,7 +40,7 @@ def save(run: Run) -> None:
     path = checkpoint_path(run.run_dir)
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    state = capture(run)
+    state = {"format": FORMAT, **run.state_dict()}
     try:
         with open(tmp, "wb") as f:
             torch.save(state, f)
@@ -77,26 +55,12 @@ def save(run: Run) -> None:
         raise
 
 
-def numpy_state_plain(state: tuple) -> dict[str, Any]:
-    """numpy's legacy generator state as plain values and a tensor (weights_only can load it)."""
-    name, keys, pos, has_gauss, cached_gaussian = state
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
-
-
-def numpy_state_from_plain(state: dict[str, Any] | tuple) -> tuple:
-    if isinstance(state, tuple):  # written before the plain form: the array came through LEGACY_NUMPY
-        return state
-    keys = state["keys"].numpy().astype(np.uint32)
-    return state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]
-
-
 # Checkpoints written before numpy's state was stored as a tensor hold one uint32 numpy array;
 # these are the only extra types weights_only may rebuild for it (they call no code of the file's).
 LEGACY_NUMPY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]
 
 
-def load_state(path: Path, device: Any) -> dict[str, Any]:
+def load_state(path: Path, device: Any = "cpu") -> dict[str, Any]:
     """The checkpoint's dict, loaded without running anything the file names; ConfigError otherwise."""
     try:
         with torch.serialization.safe_globals(LEGACY_NUMPY):
@@ -115,29 +79,56 @@ def load_state(path: Path, device: Any) -> dict[str, Any]:
     return state
 
 
+def from_flat_layout(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of format 1 (before a method owned its model and optimiser) in today's layout."""
+    if "format" in state:
+        return state
+    return {
+        "method": {"model": state["model"], "optimizer": state["optimizer"], **state["method"]},
+        "clean_set": {"meta_gen": state["meta_gen"], "meta_perm": state["meta_perm"], "meta_pos": state["meta_pos"]},
+        **{k: state[k] for k in ("epoch", "iter", "epoch_perm", "history", "best_acc", "best_epoch", "wall_s")},
+        "rng": {"order_gen": state["order_gen"], "aug_gen": state["aug_gen"], "torch": state["torch_rng"],
+                "numpy": state["numpy_rng"], "python": state["python_rng"]},
+        "steps": state["steps"],
+        "weights": state["weights"],
+    }
+
+
 def restore(run: Run) -> None:
     """Put the run back in the checkpoint's state; a truncated, foreign or unsafe file is a ConfigError."""
     path = checkpoint_path(run.run_dir)  # its existence was checked by engine.rundir.resume_refusal
-    state = load_state(path, run.device)
+    state = load_state(path)
     try:
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.method.load_state_dict(state["method"])
-        run.epoch, run.iter = state["epoch"], state["iter"]
-        run.epoch_perm, run.meta_perm, run.meta_pos = state["epoch_perm"], state["meta_perm"], state["meta_pos"]
-        run.history = state["history"]
-        run.best_acc, run.best_epoch = state["best_acc"], state["best_epoch"]
-        run.wall_before = state["wall_s"]
-        run.order_gen.set_state(state["order_gen"])
-        run.meta_gen.set_state(state["meta_gen"])
-        run.aug_gen.set_state(state["aug_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(numpy_state_from_plain(state["numpy_rng"]))
-        random.setstate(state["python_rng"])
-        run.steps.load_state_dict(state["steps"])
-        run.weights.load_state_dict(state["weights"])
-        if run.epoch_perm is not None:
-            run.epoch_perm = run.epoch_perm.cpu()
-        run.meta_perm = run.meta_perm.cpu()
+        run.load_state_dict(from_flat_layout(state))
     except Exception as e:
         raise ConfigError(f"checkpoint {path} is corrupt or does not match this run: {one_line(e)}") from None
+
+
+# --- random number generators as plain values ------------------------------------------------------
+
+
+def numpy_state_plain(state: tuple) -> dict[str, Any]:
+    """numpy's legacy generator state as plain values and a tensor (weights_only can load it)."""
+    name, keys, pos, has_gauss, cached_gaussian = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+
+
+def numpy_state_from_plain(state: dict[str, Any] | tuple) -> tuple:
+    if isinstance(state, tuple):  # written before the plain form: the array came through LEGACY_NUMPY
+        return state
+    keys = state["keys"].numpy().astype(np.uint32)
+    return state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]
+
+
+def rng_states() -> dict[str, Any]:
+    """torch's, numpy's and Python's global generators."""
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state_plain(np.random.get_state()),
+            "python": random.getstate()}
+
+
+def set_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(numpy_state_from_plain(state["numpy"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

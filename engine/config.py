@@ -23,6 +23,7 @@ from .method_table import METHODS
 DATASETS = ("digits", "cifar10", "cifar100", "synthetic", "imagefolder")
 NOISES = ("none", "unif", "flip", "flip2")
 ARCHS = ("auto", "digits_mlp", "resnet32", "resnet18", "resnet50")
+LOG_BACKENDS = ("none", "tensorboard", "mlflow", "wandb")  # live logging (engine.export.live)
 
 
 class ConfigError(ValueError):
@@ -39,13 +40,15 @@ class Field:
     choices: tuple[str, ...] | None = None
     lo_open: bool = False  # lo itself not allowed
     hi_open: bool = False
+    auto: float | None = None  # a value outside the range that means "derive it from the run" (-1)
 
     def describe_range(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
         lo = "(" if self.lo_open else "["
         hi = ")" if self.hi_open else "]"
-        return f"in {lo}{_fmt(self.lo)}, {_fmt(self.hi)}{hi}"
+        auto = "" if self.auto is None else f" or {_fmt(self.auto)} (auto)"
+        return f"in {lo}{_fmt(self.lo)}, {_fmt(self.hi)}{hi}{auto}"
 
 
 def _fmt(x: float | None) -> str:
@@ -88,6 +91,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "vnet_lr": Field(float, 1e-3, "Adam learning rate of the weighting network V", 0.0, 10.0, lo_open=True),
         "vnet_weight_decay": Field(float, 1e-4, "Adam weight decay of V", 0.0, 1.0),
         "vnet_hidden": Field(int, 100, "hidden units of V", 1, 100000),
+        "glc_phase1_epochs": Field(int, 0, "GLC: epochs of phase 1 (plain cross-entropy, then Ĉ is estimated on the clean set); 0 = half of train.epochs; phase 2 gets the rest", 0, 100000),
+        "forget_rate": Field(float, -1.0, "Co-teaching: τ, the largest fraction of each batch dropped; -1 = the fraction of training labels the run's noise changes (uniform r over C classes: r(C−1)/C; flip, flip2: r; no noise: 0)", 0.0, 1.0, hi_open=True, auto=-1.0),
+        "forget_epochs": Field(int, 10, "Co-teaching: T_k, the epochs over which the forget rate rises from 0 to τ", 1, 100000),
         "seed": Field(int, 1, "seed for initialisation, corruption and data order", 0, 2**31 - 1),
         "device": Field(str, "auto", "auto (CUDA when present), cpu, cuda or cuda:N"),
         "threads": Field(int, 0, "torch CPU threads (0 = auto: 1 for the tiny digits model, where threading costs more than it gives)", 0, 4096),
@@ -99,6 +105,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "compile": Field(bool, False, "torch.compile the model's plain forward: ERM's training forward and evaluation (the meta methods train eagerly)"),
         "bf16": Field(bool, False, "bf16 autocast on CUDA (changes the numbers)"),
         "pin_memory": Field(bool, False, "pinned host memory and non-blocking copies for imagefolder data"),
+        "log": Field(str, "none", "stream the run's records live to tensorboard, mlflow or wandb (needs that extra)",
+                     choices=LOG_BACKENDS),
+        "log_to": Field(str, "", "where --log writes: a directory (tensorboard, wandb; default RUNS_DIR/tensorboard, "
+                                 "RUNS_DIR/wandb) or an MLflow tracking URI (default $MLFLOW_TRACKING_URI, else SQLite in ./mlruns)"),
     },
 }
 TOP_LEVEL = {"title": Field(str, "", "one-line title"), "description": Field(str, "", "what the preset reproduces")}
@@ -135,7 +145,7 @@ def coerce(dotted: str, value: Any) -> Any:
     typed = _coerce_type(dotted, f, value)
     if f.choices is not None and typed not in f.choices:
         raise ConfigError(f"{dotted} must be {f.describe_range()} (got {value!r}){_suggest(str(typed), list(f.choices))}")
-    if f.kind in (int, float):
+    if f.kind in (int, float) and not (f.auto is not None and typed == f.auto):
         bad = (
             (f.lo is not None and (typed < f.lo or (f.lo_open and typed == f.lo)))
             or (f.hi is not None and (typed > f.hi or (f.hi_open and typed == f.hi)))
@@ -238,6 +248,13 @@ def check_consistency(cfg: dict[str, Any]) -> None:
         )
     if data["noise"] != "none" and data["noise_rate"] == 0:
         raise ConfigError(f"data.noise='{data['noise']}' needs data.noise_rate > 0 (or set data.noise='none')")
+    train = cfg["train"]
+    if train["method"] == "glc":
+        if train["epochs"] < 2:
+            raise ConfigError(f"method glc trains in two phases: train.epochs must be at least 2 (got {train['epochs']})")
+        if train["glc_phase1_epochs"] >= train["epochs"]:
+            raise ConfigError(f"train.glc_phase1_epochs={train['glc_phase1_epochs']} leaves no epoch for GLC's phase 2; "
+                              f"it must be less than train.epochs={train['epochs']} (0 = half)")
 
 
 def from_toml_dict(raw: dict[str, Any], source: str) -> dict[str, Any]:

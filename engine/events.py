@@ -2,9 +2,10 @@
 
 This module is torch-free on purpose: the UI imports it to read `events.jsonl`.
 Each line of `events.jsonl` is one JSON object with at least `type`, `v` (the schema's
-major version) and `t` (Unix time, seconds). Minor, additive changes (new event types,
-new fields) keep `v`; readers ignore what they do not know. A reader refuses a file whose
-`v` is newer than `SCHEMA_VERSION`. `docs/events.md` is rendered from `EVENT_TYPES`.
+major version), `vm` (its minor version) and `t` (Unix time, seconds). Minor, additive changes
+(new event types, new fields) raise `vm` and keep `v`; readers ignore what they do not know. A
+reader refuses a file whose `v` is newer than `SCHEMA_VERSION`. `docs/events.md` is rendered
+from `EVENT_TYPES` and `CHANGES`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from typing import Any
 from .method_table import METHODS
 
 SCHEMA_VERSION = 1
+SCHEMA_MINOR = 2
+
+# Minor versions: what each added, and the fields it added ((type, field) -> minor). An event whose
+# `vm` is older (or absent: minor 1 wrote none) need not carry the fields added after it.
+CHANGES = {
+    1: "the first schema",
+    2: "`vm` on every event; the epoch event's `net_accs` (every network a method trains, tested), and the "
+       "method fields `phase`, `c_hat` (GLC), `label_precision` and `forget_rate` (Co-teaching)",
+}
+# The epoch event's fields that belong to a method (engine.methods: Method.end_epoch fills them; null otherwise).
+METHOD_EPOCH_FIELDS = ("phase", "c_hat", "forget_rate")
+ADDED_IN = {("epoch", f): 2 for f in ("net_accs", "label_precision", *METHOD_EPOCH_FIELDS)}
 
 # type -> (description, {field: description}). The only place event fields are defined.
 EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
@@ -87,6 +100,11 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
             "best_acc": "best test accuracy so far",
             "epoch_s": "wall seconds of the epoch (training + test)",
             "train_s": "wall seconds of the epoch's training iterations alone",
+            "net_accs": "[K] test accuracy of each of the K networks the method trains, percent (coteach: [net 1, net 2]; test_acc is net 1's); null with one network",
+            "phase": "glc: the phase this epoch trained in (1: plain cross-entropy to estimate Ĉ, 2: the corrected loss), else null",
+            "c_hat": "glc: the C×C estimate Ĉ[i][j] ≈ p(observed j | true i), only on the last epoch of phase 1 (when it was estimated), else null",
+            "label_precision": "coteach: [K] fraction of the samples each network kept (its small-loss selection) whose observed label is correct, over the epoch; else null",
+            "forget_rate": "coteach: the fraction R(e) of each batch dropped in this epoch, else null",
         },
     ),
     "checkpoint": (
@@ -138,7 +156,7 @@ def make_event(type_: str, **fields: Any) -> dict[str, Any]:
     """Build an event dict; unknown types are a programming error."""
     if type_ not in EVENT_TYPES:
         raise KeyError(f"unknown event type {type_!r}")
-    return {"type": type_, "v": SCHEMA_VERSION, "t": round(time.time(), 3), **fields}
+    return {"type": type_, "v": SCHEMA_VERSION, "vm": SCHEMA_MINOR, "t": round(time.time(), 3), **fields}
 
 
 def validate_event(event: dict[str, Any]) -> None:
@@ -153,12 +171,16 @@ def validate_event(event: dict[str, Any]) -> None:
         raise ValueError(f"{type_}: v must be an integer 1..{SCHEMA_VERSION} (got {v!r})")
     if not isinstance(t, (int, float)) or isinstance(t, bool):
         raise ValueError(f"{type_}: t must be a number of seconds (got {t!r})")
+    vm = event.get("vm", 1)
+    if not isinstance(vm, int) or isinstance(vm, bool) or not 1 <= vm:
+        raise ValueError(f"{type_}: vm must be a positive integer (got {vm!r})")
     declared = set(EVENT_TYPES[type_][1])
-    fields = set(event) - {"type", "v", "t"}
+    required = {f for f in declared if ADDED_IN.get((type_, f), 1) <= vm}
+    fields = set(event) - {"type", "v", "vm", "t"}
     if fields - declared:
         raise ValueError(f"{type_}: undeclared fields {sorted(fields - declared)}")
-    if declared - fields:
-        raise ValueError(f"{type_}: missing fields {sorted(declared - fields)}")
+    if required - fields:
+        raise ValueError(f"{type_}: missing fields {sorted(required - fields)}")
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -335,7 +357,7 @@ def render_markdown() -> str:
     out = [
         "# Event schema (`events.jsonl`)",
         "",
-        f"Schema version: **{SCHEMA_VERSION}**. Generated from `engine/events.py` (`python -m engine.events > docs/events.md`).",
+        f"Schema version: **{SCHEMA_VERSION}.{SCHEMA_MINOR}** (`v` {SCHEMA_VERSION}, `vm` {SCHEMA_MINOR}). Generated from `engine/events.py` (`python -m engine.events > docs/events.md`).",
         "",
         "Every line of a run's `events.jsonl` is one JSON object with these common fields:",
         "",
@@ -343,6 +365,7 @@ def render_markdown() -> str:
         "|---|---|",
         "| `type` | one of the event types below |",
         "| `v` | schema major version (integer). Additive changes keep it; readers ignore unknown types and fields and refuse a newer major version |",
+        "| `vm` | schema minor version (integer; absent in minor 1). Each additive change raises it |",
         "| `t` | Unix time in seconds (float) |",
         "",
         "Every event carries every field listed for its type (null where it does not apply);",
@@ -353,8 +376,10 @@ def render_markdown() -> str:
     ]
     for name, (desc, fields) in EVENT_TYPES.items():
         out += [f"## `{name}`", "", desc, "", "| field | meaning |", "|---|---|"]
-        out += [f"| `{k}` | {v} |" for k, v in fields.items()]
+        out += [f"| `{k}` | {v}" + (f" (since minor {ADDED_IN[(name, k)]})" if (name, k) in ADDED_IN else "") + " |"
+                for k, v in fields.items()]
         out.append("")
+    out += ["## Minor versions", ""] + [f"- **{SCHEMA_VERSION}.{m}**: {text}" for m, text in CHANGES.items()] + [""]
     return "\n".join(out)
 
 

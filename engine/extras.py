@@ -45,3 +45,15 @@ def require(extra: str, feature: str) -> None:
             missing = isinstance(e, ModuleNotFoundError) and (e.name or module).split(".")[0] == module.split(".")[0]
             why = f"{module} is not installed" if missing else f"{module} cannot be imported: {e}"
             raise MissingExtra(f"{feature} needs the '{extra}' extra ({why}): {install_command(extra)}") from None
+
+
+def require_installed(extra: str, feature: str) -> None:
+    """`require` without importing: for checks in processes that must stay light (the UI, a launch
+    pre-flight); the process that uses the library imports it with `require`."""
+    import importlib.util
+    import sys
+
+    for module in EXTRAS[extra]:
+        found = sys.modules[module] is not None if module in sys.modules else importlib.util.find_spec(module) is not None
+        if not found:
+            raise MissingExtra(f"{feature} needs the '{extra}' extra ({module} is not installed): {install_command(extra)}")

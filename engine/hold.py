@@ -3,7 +3,7 @@
     GDW_TEST_HOLD=POINT:PATH
 
 At POINT the engine (`python -m engine`) creates PATH.held, then waits until PATH exists. POINT is
-`startup` (signal handlers installed, torch not yet imported) or an event type (just after the
+`startup` (signal handlers installed, torch not yet imported, unless the run was forked from a sweep's fork server) or an event type (just after the
 first event of that type is written, e.g. `epoch`), or `step@E.I`: the first step event of epoch E
 (0-based) at iteration I or later — inside an epoch, where polling the events file races a fast
 engine. Tests use it to act while the engine is

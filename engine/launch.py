@@ -98,6 +98,10 @@ def check_data_present(cfg: dict) -> None:
 
 
 def preflight(cfg: dict) -> None:
-    """Everything checked before a run directory is made (CLI and UI alike): device, then data."""
+    """Everything checked before a run directory is made (CLI and UI alike): device, data, live logging."""
     check_device_available(cfg["train"]["device"])
     check_data_present(cfg)
+    if cfg["train"]["log"] != "none":
+        from .export.live import check_live_log
+
+        check_live_log(cfg)

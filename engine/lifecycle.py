@@ -11,6 +11,7 @@ divergence, out of memory, a full disk or any other error, with its traceback.
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import os
 import platform
 import time
@@ -59,14 +60,24 @@ def _train_run(run_dir: Path, resume: bool, on_event: Callable[[dict], None] | N
         device = resolve_device(cfg["train"]["device"])
         if not resume and (run_dir / EVENTS).exists() and (run_dir / EVENTS).stat().st_size > 0:
             raise ConfigError(f"run {run_dir.name} has already started; use `gdw resume {run_dir.name}`")
+        live = None
+        if cfg["train"]["log"] != "none":  # the backend's library is imported only when asked for
+            from .export.live import start_live_log
+
+            live = start_live_log(run_dir, cfg, resume)
+            on_event = live.chain(on_event)
         try:
-            run = Run(run_dir, cfg, device, on_event, resume=resume)
-        except ConfigError:
-            raise
-        except BaseException as e:  # building the data or the model failed: reported like any failure
-            _report_setup_failure(run_dir, e, on_event)
-            raise
-        return _execute(run, resume)
+            try:
+                run = Run(run_dir, cfg, device, on_event, resume=resume)
+            except ConfigError:
+                raise
+            except BaseException as e:  # building the data or the model failed: reported like any failure
+                _report_setup_failure(run_dir, e, on_event)
+                raise
+            return _execute(run, resume)
+        finally:
+            if live is not None:
+                live.close()  # the last records, the final summary and files
     finally:
         heartbeat.stop()
         os.close(lock_fd)
@@ -130,11 +141,10 @@ def _emit_run_start(run: Run, resumed: bool) -> None:
 
 
 def _torchvision_version() -> str:
+    """From the package metadata: importing torchvision for its version string cost ~2 s of every start."""
     try:
-        import torchvision
-
-        return torchvision.__version__
-    except Exception:  # pragma: no cover
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
         return "unavailable"
 
 

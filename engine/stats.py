@@ -26,11 +26,16 @@ class StepAccumulator:
     # columns of the sums: loss, meta loss, correct (true labels), meta correct
     def __init__(self, device: torch.device, method: str):
         self.device = device
-        self.has_meta = METHODS[method].has_meta_step
+        info = METHODS[method]
+        self.has_meta = info.has_meta_step
+        # Co-teaching: per network, the samples it kept and those of them whose label is right.
+        self.selects = info.selects_samples
+        self.networks = info.networks
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self.reset_epoch()
 
     def reset_epoch(self) -> None:
+        self.kept_sums = torch.zeros(2, self.networks, dtype=torch.float64, device=self.device)  # kept, kept and clean
         self.epoch_sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.epoch_counts = [0, 0, 0]  # iterations, samples, meta samples
         self._reset_window()
@@ -40,8 +45,13 @@ class StepAccumulator:
         self.win_counts = [0, 0, 0]
         self.win_start = time.time()
 
-    def add(self, stats, y: torch.Tensor, y_true: torch.Tensor, y_meta: torch.Tensor | None, global_iter: int) -> None:
+    def add(self, stats, y: torch.Tensor, y_true: torch.Tensor, global_iter: int) -> None:
+        y_meta = stats.meta_labels
         correct = (stats.logits.argmax(1) == y_true).sum()
+        if self.selects and stats.kept is not None:
+            kept = stats.kept.double()
+            clean = (y == y_true).double()[:, None]
+            self.kept_sums += torch.stack([kept.sum(0), (kept * clean).sum(0)])
         finite = torch.isfinite(stats.loss) & torch.isfinite(stats.class_weights).all()
         if stats.meta_loss is not None:
             meta_correct = (stats.meta_logits.argmax(1) == y_meta).sum()
@@ -85,10 +95,20 @@ class StepAccumulator:
         m = self._means(self.epoch_sums, self.epoch_counts)
         return {"train_loss": m["loss"], "train_acc": m["train_acc"], "meta_loss": m["meta_loss"], "meta_acc": m["meta_acc"]}
 
+    def label_precision(self) -> list[float | None] | None:
+        """Per network: the fraction of the samples it kept this epoch whose observed label is correct."""
+        if not self.selects:
+            return None
+        kept, clean = self.kept_sums.tolist()
+        return [_r(c / k) if k else None for k, c in zip(kept, clean)]
+
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch_sums": self.epoch_sums.cpu(), "epoch_counts": list(self.epoch_counts), "first_bad": int(self.first_bad)}
+        return {"epoch_sums": self.epoch_sums.cpu(), "epoch_counts": list(self.epoch_counts), "first_bad": int(self.first_bad),
+                "kept_sums": self.kept_sums.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "kept_sums" in state:  # (checkpoints of earlier versions have none: no method selected samples)
+            self.kept_sums = state["kept_sums"].to(self.device)
         self.epoch_sums = state["epoch_sums"].to(self.device)
         self.epoch_counts = list(state["epoch_counts"])
         self.first_bad = torch.tensor(state["first_bad"], device=self.device)
@@ -120,13 +140,13 @@ class WeightAccumulator:
 
     def add(self, stats, y: torch.Tensor, y_true: torch.Tensor) -> None:
         w = stats.class_weights.detach().double()
-        if w.dim() == 1:
-            w = w[:, None].expand(-1, self.C)
+        if w.dim() == 1 or w.shape[1] == 1:  # instance weights, B or B×1: the same weight in every column
+            w = w.reshape(-1, 1).expand(-1, self.C)
         ones = torch.ones(len(y), dtype=torch.float64, device=self.device)
         self.omega_sum.index_add_(0, y, w)
         self.label_count.index_add_(0, y, ones)
         corrupted = (y != y_true).long()
-        target = stats.target_weights.detach().double()
+        target = stats.target_weights.detach().double().reshape(-1)
         self.target_sum.index_add_(0, corrupted, target)
         self.target_n.index_add_(0, corrupted, ones)
         # nan_to_num: a diverged (NaN) weight must not become an out-of-range index (an IndexError on

@@ -24,7 +24,7 @@ def export_cmd(
     out: Optional[str] = typer.Option(None, "--out", metavar="DIR",
                                       help="tensorboard, wandb, csv: where to write (default ./gdw-export/TARGET)"),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", metavar="URI",
-                                               help="mlflow: the tracking server or store (default $MLFLOW_TRACKING_URI or ./mlruns)"),
+                                               help="mlflow: the tracking server or store (default $MLFLOW_TRACKING_URI, else SQLite in ./mlruns)"),
     project: Optional[str] = typer.Option(None, "--project", metavar="NAME", help="mlflow: the experiment; wandb: the project (default gdw)"),
     online: bool = typer.Option(False, "--online", help="wandb: upload now (default: offline files under --out, for `wandb sync`)"),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),

@@ -6,11 +6,12 @@ exit code 2. The torch-heavy engine is imported only by the commands that train 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.table import Column, Table
 
 from engine import __version__
 from engine.config import SCHEMA, TOP_LEVEL, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
+from engine.fast_exit import exit_process
 from engine.method_table import METHODS
 from engine.rundir import resume_refusal
 from engine.runs import (
@@ -34,7 +36,21 @@ app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False,
 RunsDir = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")
 PresetsDir = typer.Option(None, "--presets-dir", metavar="DIR", help="extra presets directory (also $GDW_PRESETS)")
 JsonOutput = typer.Option(False, "--json", help="print JSON instead of a table")
+LogOption = typer.Option(None, "--log", metavar="BACKEND", help="stream the records live: tensorboard, mlflow or wandb (train.log)")
+LogToOption = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)")
 NOT_A_TERMINAL = "stdout is not a terminal: training headless (as with --headless)"
+
+
+def log_overrides(log: str | None, log_to: str | None) -> dict[str, Any]:
+    """--log and --log-to as the preset fields they set (checked like any --set)."""
+    from engine.config import coerce
+
+    out: dict[str, Any] = {}
+    if log is not None:
+        out["train.log"] = coerce("train.log", log)
+    if log_to is not None:
+        out["train.log_to"] = coerce("train.log_to", log_to)
+    return out
 
 
 def field_help(dotted: str) -> str:
@@ -135,13 +151,17 @@ def run(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", help="where dataset files are"),
     download: bool = typer.Option(False, "--download", help="download CIFAR if missing"),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="FIELD=VALUE", help="override any field, e.g. train.lr=0.05 (repeatable; see `gdw fields`)"),
+    log: Optional[str] = LogOption,
+    log_to: Optional[str] = LogToOption,
     runs_dir: Optional[str] = RunsDir,
     presets_dir: Optional[str] = PresetsDir,
 ) -> None:
     """Start a run. With --headless (or without a terminal) it trains here; otherwise it starts the engine detached and opens the UI on it."""
     headless = headless_unless_terminal(headless)
     try:
-        cfg = load_preset(preset, overrides_from(method, seed, epochs, device, data_dir, download, sets), presets_dir)
+        overrides = overrides_from(method, seed, epochs, device, data_dir, download, sets)
+        overrides.update(log_overrides(log, log_to))
+        cfg = load_preset(preset, overrides, presets_dir)
         root = runs_dir_from(runs_dir)
         # Bad input makes no run: the device and the dataset's files are checked first (the UI's
         # launch form runs the same pre-flight).
@@ -340,6 +360,17 @@ def tui(
     run_tui(root, presets_dir, open_run, serve=serve, port=port, host=host, token=token)
 
 
+@contextlib.contextmanager
+def progress_on_stderr(what: str) -> Iterator[Callable[[str], None]]:
+    """What a long measurement is doing, on stderr (stdout keeps the result, e.g. --json): one
+    line updated in place on a terminal, a line per step otherwise."""
+    if err.is_terminal:
+        with err.status(what) as status:
+            yield lambda message: status.update(f"{what}: {message}")
+    else:
+        yield lambda message: err.print(f"{what}: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command(cls=Command)
 def bench(
     methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated methods, or gdw-naive (GDW the authors' way); default: all but gdw-nozm"),
@@ -367,8 +398,9 @@ def bench(
 
         names = DEFAULT_BENCH_METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
 
-        result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
-                           augmentation, threads, malloc_tuning)
+        with progress_on_stderr("bench") as progress:
+            result = run_bench(names, arch, batch_size, device, warmup, iters, classes, channels_last, compile_, bf16,
+                               augmentation, threads, malloc_tuning, progress)
     except ConfigError as e:
         fail(str(e))
     if as_json:
@@ -398,7 +430,10 @@ plot_command.register(app)  # gdw plot
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as e:  # a run trained here: skip the teardown of torch (engine.fast_exit)
+        exit_process(e.code)
 
 
 def tui_main() -> None:

@@ -202,6 +202,7 @@ def sweep_cmd(
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
     yes: bool = typer.Option(False, "--yes", help=f"create a sweep of more than {CONFIRM_ABOVE} runs without asking (scripts)"),
+    force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -211,6 +212,8 @@ def sweep_cmd(
     slurm_setup: Optional[list[str]] = typer.Option(None, "--slurm-setup", help="a shell line before each task (repeatable)"),
     slurm_account: Optional[str] = typer.Option(None, "--slurm-account"),
     slurm_qos: Optional[str] = typer.Option(None, "--slurm-qos"),
+    log: Optional[str] = typer.Option(None, "--log", metavar="BACKEND", help="every run streams its records live: tensorboard, mlflow or wandb (train.log)"),
+    log_to: Optional[str] = typer.Option(None, "--log-to", metavar="DIR|URI", help="where --log writes: a directory, or an MLflow tracking URI (train.log_to)"),
 ) -> None:
     """Run a grid: presets × methods × seeds × --grid axes, as ordinary runs, on this machine or Slurm."""
     from engine.sweep.start import check_sweep
@@ -219,12 +222,16 @@ def sweep_cmd(
     try:
         check_presets_dir(presets_dir)
         spec = build_spec(refs, methods, seeds, sets, grid, name, executor, presets_dir)
+        spec.force = spec.force or force
         if data_dir is not None:
             spec.sets["data.data_dir"] = data_dir
         if download:
             spec.sets["data.download"] = True
         if device is not None:
             spec.sets["train.device"] = coerce("train.device", device)
+        for dotted, value in (("train.log", log), ("train.log_to", log_to)):
+            if value is not None:
+                spec.sets[dotted] = coerce(dotted, value)
         local = {"gpus": gpus, "per_gpu": per_gpu, "workers": workers}
         slurm = {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus, "cpus": slurm_cpus,
                  "mem": slurm_mem, "array_parallelism": slurm_array_parallelism, "setup": slurm_setup,

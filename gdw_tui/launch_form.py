@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import ConfigError, coerce, load_preset, parse_set
+from engine.export.live import check_live_log
 from engine.launch import check_data_present, check_device_available
 
 # form field -> the config field it sets
 FORM_FIELDS = {
     "method": "train.method", "seed": "train.seed", "epochs": "train.epochs", "device": "train.device",
-    "data_dir": "data.data_dir", "download": "data.download",
+    "data_dir": "data.data_dir", "download": "data.download", "log": "train.log",
 }
 FIELD_LABELS = {"data_dir": "data dir"}  # how the form names a field when it differs from the key
 
@@ -78,7 +79,8 @@ def validate(preset: str, values: dict[str, str], more: str, presets_dir: str | 
         return result
     # The launch pre-flight (engine.launch.preflight), field by field, so the error points at the field.
     for name, check in (("device", lambda: check_device_available(result.cfg["train"]["device"])),
-                        ("data_dir", lambda: check_data_present(result.cfg))):
+                        ("data_dir", lambda: check_data_present(result.cfg)),
+                        ("log", lambda: check_live_log(result.cfg, probe_server=False))):
         try:
             check()
         except ConfigError as e:

@@ -19,7 +19,7 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, 
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from engine.config import ConfigError, available_presets, load_preset, resolved_arch
+from engine.config import LOG_BACKENDS, ConfigError, available_presets, load_preset, resolved_arch
 from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
@@ -133,6 +133,8 @@ class PresetsScreen(Screen):
                     yield Input(id="data_dir", compact=True, placeholder="where the dataset files are")
                     yield Label("")
                     yield Checkbox("download", id="download", compact=True)
+                    yield Label("log")
+                    yield Select([(b, b) for b in LOG_BACKENDS], allow_blank=False, id="log", compact=True)
                 yield Input(placeholder="more: section.key=value …  e.g. data.noise_rate=0.4", id="more", compact=True)
                 with Horizontal(id="launch-row"):
                     yield Static("", id="form-error")
@@ -305,6 +307,7 @@ class PresetsScreen(Screen):
             self.query_one("#device", Input).value = str(t["device"])
             self.query_one("#data_dir", Input).value = str(self.preset_cfg["data"]["data_dir"])
             self.query_one("#download", Checkbox).value = bool(self.preset_cfg["data"]["download"])
+            self.query_one("#log", Select).value = t["log"]
         self.query_one("#presets-main").border_title = name
         self._validate()
 
@@ -312,11 +315,13 @@ class PresetsScreen(Screen):
         values = {name: self.query_one(f"#{name}", Input).value for name in TEXT_FIELDS}
         method = self.query_one("#method", Select).value
         values["method"] = method if isinstance(method, str) else ""
+        log = self.query_one("#log", Select).value
+        values["log"] = log if isinstance(log, str) else ""
         values["download"] = "true" if self.query_one("#download", Checkbox).value else "false"
         return values
 
     @on(Input.Changed, "#seed, #epochs, #device, #data_dir, #more")
-    @on(Select.Changed, "#method")
+    @on(Select.Changed, "#method, #log")
     @on(Checkbox.Changed, "#download")
     def _form_changed(self) -> None:
         self._validate()

@@ -23,6 +23,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from engine.config import ConfigError
 from engine.method_table import METHODS
+
+METHODS_PER_ROW = 4
 from engine.sweep.executor import EXECUTORS, check_executor
 from engine.sweep.spec import PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
 from engine.sweep.start import CheckedSweep, DataMissing, check_sweep
@@ -155,10 +157,13 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
         with Vertical(id="sweep-form"):
             yield Static(Text.assemble((f"{plural(len(self.presets), 'preset')}: ", "dim"), ", ".join(self.presets)),
                          id="sweep-presets")
-            with Horizontal(classes="row"):
-                yield Label("methods", classes="label")
-                for m in METHODS:
-                    yield Checkbox(m, m in self.own_methods, id=f"method-{m}", compact=True)
+            # Four methods a row, so that every one fits in 80 columns.
+            methods = list(METHODS)
+            for start in range(0, len(methods), METHODS_PER_ROW):
+                with Horizontal(classes="row"):
+                    yield Label("methods" if start == 0 else "", classes="label")
+                    for m in methods[start : start + METHODS_PER_ROW]:
+                        yield Checkbox(m, m in self.own_methods, id=f"method-{m}", compact=True)
             yield Static("", id="methods-error", classes="field-error")
             with Horizontal(classes="row"):
                 yield Label("seeds", classes="label")

@@ -140,6 +140,7 @@ def synth_events(
             meta_loss=_r(1.2 * math.exp(-2 * (epoch + 1) / epochs) + 0.2) if meta else None,
             meta_acc=_r(min(100, acc * 1.05), 2) if meta else None,
             lr=_r(lr, 6), best_acc=_r(best, 2), epoch_s=_r(iters_per_epoch / it_s + test_s, 2), train_s=_r(iters_per_epoch / it_s, 2),
+            net_accs=None, phase=None, c_hat=None, label_precision=None, forget_rate=None,
         )
         yield ev("checkpoint", epoch=epoch + 1, path="checkpoints/last.pt")
 

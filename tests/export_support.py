@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -33,6 +34,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def f32(x: float) -> float:
+    """What TensorBoard stores for a scalar (a 32-bit float)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def make_sweep(runs: Path) -> Path:

@@ -54,6 +54,10 @@ def test_bench_json_reports_every_method_with_ratios():
         assert m["x_erm"] == m["median_s"] / erm["median_s"]
     assert data["gdw_over_mwnet"] > 0 and data["naive_over_gdw"] > 0
     assert data["device"] == "cpu" and data["arch"] == "digits_mlp"
+    # Progress while it measures goes to stderr, step by step, and stays out of the JSON on stdout.
+    lines = result.stderr.splitlines()
+    assert lines[:4] == [f"bench: setting up {m} ({n}/4)" for n, m in enumerate(["erm", "mwnet", "gdw", "gdw-naive"], 1)]
+    assert lines[4:] == ["bench: round 1/2: one iteration of each method", "bench: round 2/2: one iteration of each method"]
 
 
 def test_bench_measures_both_augmentation_pipelines():

@@ -136,8 +136,10 @@ def test_train_compile_covers_the_erm_forward_and_evaluation(tmp_path):
         cfg = load_preset("digits-unif60", {"train.compile": True, "train.method": method, "train.device": "cpu"})
         run = Run(create_run(tmp_path, cfg), cfg, torch.device("cpu"), None)
         try:
-            assert run.eval_model is not run.model and run.eval_model._orig_mod is run.model
-            assert (run.method.model is run.eval_model) == compiled_training
-            assert (run.method.model is run.model) == (not compiled_training)
+            (evaluated,) = run.eval_models
+            assert evaluated is not run.method.model and evaluated._orig_mod is run.method.model
+            assert (run.method.train_forward is not run.method.model) == compiled_training
+            if compiled_training:
+                assert run.method.train_forward._orig_mod is run.method.model
         finally:
             run.close()

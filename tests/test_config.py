@@ -243,7 +243,7 @@ def test_unknown_preset_lists_the_valid_ones_and_suggests_the_nearest():
         ("train.meta_batch_size", -1, "train.meta_batch_size must be in [0, 1048576] (got -1)"),
         ("train.seed", 2**31, "train.seed must be in [0, 2147483647] (got 2147483648)"),
         ("data.noise", "uniform", "data.noise must be one of none, unif, flip, flip2 (got 'uniform'); did you mean 'unif'?"),
-        ("train.method", "mw-net", "train.method must be one of erm, l2rw, mwnet, gdw, gdw-nozm (got 'mw-net'); did you mean 'mwnet'?"),
+        ("train.method", "mw-net", "train.method must be one of erm, l2rw, mwnet, glc, coteach, insw, gdw, gdw-nozm (got 'mw-net'); did you mean 'mwnet'?"),
         ("data.dataset", "cifar", "data.dataset must be one of digits, cifar10, cifar100, synthetic, imagefolder (got 'cifar'); did you mean 'cifar10'?"),
         ("model.arch", "vgg", "model.arch must be one of auto, digits_mlp, resnet32, resnet18, resnet50 (got 'vgg')"),
         ("train.device", "gpu", "train.device must be auto, cpu, cuda or cuda:N (got 'gpu')"),

@@ -15,6 +15,7 @@ import pytest
 from engine import events
 from engine.events import (
     EVENT_TYPES,
+    SCHEMA_MINOR,
     SCHEMA_VERSION,
     EventTail,
     EventWriter,
@@ -42,7 +43,18 @@ def test_make_event_has_type_version_and_time():
     assert before - 0.001 <= e["t"] <= time.time() + 0.001
     assert round(e["t"], 3) == e["t"]
     assert (e["epoch"], e["test_acc"]) == (3, 87.5)
-    assert list(e)[:3] == ["type", "v", "t"]
+    assert list(e)[:4] == ["type", "v", "vm", "t"] and e["vm"] == SCHEMA_MINOR == 2
+
+
+def test_fields_of_a_later_minor_version_are_required_only_from_it():
+    from engine.events import ADDED_IN, validate_event
+
+    new = {f for (t, f), minor in ADDED_IN.items() if t == "epoch" and minor == 2}
+    assert new == {"net_accs", "phase", "c_hat", "label_precision", "forget_rate"}
+    old = {"type": "epoch", "v": 1, "t": 1.0} | {f: None for f in EVENT_TYPES["epoch"][1] if f not in new}
+    validate_event(old)  # written before minor 2 (no vm): the new fields may be absent
+    with pytest.raises(ValueError, match=r"missing fields \['c_hat', 'forget_rate', 'label_precision', 'net_accs', 'phase'\]"):
+        validate_event(old | {"vm": 2})
 
 
 def test_unknown_type_is_a_programming_error():
@@ -274,7 +286,7 @@ def test_docs_events_md_is_the_rendered_schema():
 
 def test_rendered_schema_lists_every_type_and_field():
     md = render_markdown()
-    assert f"Schema version: **{SCHEMA_VERSION}**" in md
+    assert f"Schema version: **{SCHEMA_VERSION}.{SCHEMA_MINOR}**" in md and "## Minor versions" in md
     for name, (desc, fields) in EVENT_TYPES.items():
         assert f"## `{name}`" in md and desc in md
         for key in fields:

@@ -13,8 +13,8 @@ import torch
 
 from engine.config import SCHEMA
 from engine.events import EVENT_TYPES
-from engine.method_table import HYPERPARAMETERS, METHODS
-from engine.methods import REGISTRY, SUPPORT_MODULES, Method, make_method
+from engine.method_table import METHODS, methods_with_role
+from engine.methods import ALL_HYPERPARAMETERS, REGISTRY, SUPPORT_MODULES, Method, make_method
 from engine.stats import StepAccumulator, WeightAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def method_classes_on_disk() -> dict[str, list[str]]:
 
 def test_every_method_module_has_a_row_and_every_row_an_implementation():
     on_disk = method_classes_on_disk()
-    assert set(on_disk) == {"erm", "l2rw", "mwnet", "gdw"}
+    assert set(on_disk) == {"erm", "l2rw", "mwnet", "gdw", "insw", "glc", "coteach"}
     assert all(on_disk.values()), {m: c for m, c in on_disk.items() if not c}  # a method module without a method
     names = [n for classes in on_disk.values() for n in classes]
     assert sorted(names) == sorted(METHODS), "a method module has no row in engine.method_table, or a row has no class"
@@ -50,15 +50,36 @@ def test_support_modules_exist():
 def test_the_rows_match_what_the_implementations_do():
     model = torch.nn.Linear(4, 3)
     for name, info in METHODS.items():
-        m = make_method(name, model, 3, torch.optim.SGD(model.parameters(), lr=0.1))
+        extra = {}
+        if name == "coteach":
+            net2 = torch.nn.Linear(4, 3)
+            extra = {"model2": net2, "optimizer2": torch.optim.SGD(net2.parameters(), lr=0.1), "forget_rate": 0.5}
+        m = make_method(name, model, 3, torch.optim.SGD(model.parameters(), lr=0.1), **extra)
         assert m.uses_meta == info.has_meta_step, name
         assert (m.vnet is not None) == info.has_weighting_network, name
+        assert len(m.eval_models()) == info.networks, name
         x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
         stats = m.step(x, y, x, y, lr=0.1) if info.has_meta_step else m.step(x, y, lr=0.1)
+        # Instance weights: one per sample (B, or B×1 as INSW's); class-level: B×C.
         shape = {"none": (6,), "instance": (6,), "class": (6, 3)}[info.weights]
-        assert tuple(stats.class_weights.shape) == shape, name
+        assert tuple(stats.class_weights.shape) in (shape, shape + (1,)) and stats.class_weights.numel() == 6 * (3 if info.weights == "class" else 1), name
         if info.weights == "none":
             assert torch.equal(stats.class_weights, torch.ones(6))
+        assert (stats.kept is not None) == info.selects_samples, name
+
+
+def test_roles_come_from_the_table():
+    assert methods_with_role("proposed") == ("gdw",)
+    assert methods_with_role("ablation") == ("gdw-nozm",)
+    assert set(methods_with_role("baseline")) == {"erm", "l2rw", "mwnet", "glc", "coteach", "insw"}
+
+
+def test_each_method_declares_only_its_own_hyperparameters():
+    own = {name: cls.hyperparameters for name, cls in REGISTRY.items()}
+    assert own["erm"] == own["l2rw"] == ()
+    assert set(own["mwnet"]) == {"vnet_lr", "vnet_weight_decay", "vnet_hidden"}
+    assert set(own["gdw"]) == set(own["insw"]) == {"outer_lr", "clip", "vnet_lr", "vnet_weight_decay", "vnet_hidden"}
+    assert own["glc"] == ("glc_phase1_epochs",) and set(own["coteach"]) == {"forget_rate", "forget_epochs"}
 
 
 def test_hyperparameter_defaults_come_from_the_preset_schema():
@@ -69,7 +90,7 @@ def test_hyperparameter_defaults_come_from_the_preset_schema():
     assert m.vnet.hidden.out_features == train["vnet_hidden"].default
     adam = m.vnet_optimizer.param_groups[0]
     assert (adam["lr"], adam["weight_decay"]) == (train["vnet_lr"].default, train["vnet_weight_decay"].default)
-    assert all(k in train for k in HYPERPARAMETERS)
+    assert all(k in train for k in ALL_HYPERPARAMETERS)
     assert "= 100.0" not in inspect.getsource(make_method)
     m = make_method("gdw", model, 3, torch.optim.SGD(model.parameters(), lr=0.1), outer_lr=7.0, vnet_hidden=5)
     assert m.outer_lr == 7.0 and m.vnet.hidden.out_features == 5

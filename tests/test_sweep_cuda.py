@@ -24,6 +24,8 @@ def test_gpu_slots_are_per_gpu_copies_of_each_gpu():
 
 
 def test_sweep_packs_two_runs_on_one_gpu(tmp_path):
+    # The runs are forked from the sweep's fork server: had it initialised CUDA before forking,
+    # they would fail here ("Cannot re-initialize CUDA in forked subprocess").
     r = gdw("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--device", "cuda", "--gpus", "0",
             "--per-gpu", "2", "--set", "train.epochs=2", "--runs-dir", str(tmp_path), timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -129,3 +129,19 @@ def test_runs_of_different_configs_are_never_one_cell(tmp_path):
     assert lines[f"{preset} train.epochs=1500"] == ["", "**88.00 [paper 76.30]**", ""]
     first, second = made[("mwnet", 40)]
     assert f"seed 1 ran 2 times ({first}, {second}); only {second} is counted" in r.stderr
+
+
+def test_best_baseline_is_chosen_from_every_baseline_and_never_an_ablation(tmp_path):
+    """Roles come from engine.method_table: GLC and Co-teaching are baselines too (here GLC is the
+    best), and the gdw-nozm ablation, though higher still, is never "the best baseline"."""
+    spec = SweepSpec(presets=["digits-unif60"], methods=["erm", "mwnet", "glc", "coteach", "insw", "gdw", "gdw-nozm"],
+                     seeds=[1, 10, 100], name="roles")
+    sweep = create_sweep(tmp_path, spec, expand(spec))
+    base = {"erm": 60.0, "mwnet": 70.0, "glc": 80.0, "coteach": 75.0, "insw": 72.0, "gdw": 85.0, "gdw-nozm": 90.0}
+    for e in sweep.runs:
+        finish(tmp_path / e["run_id"], base[e["method"]] + e["seed"] / 1000)
+    r = runner.invoke(app, ["report", sweep.id, "--format", "md", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.stderr
+    header, _, row = r.stdout.splitlines()[:3]
+    assert [c.strip() for c in header.strip("|").split("|")][1:-1] == ["erm", "mwnet", "glc", "coteach", "insw", "gdw", "gdw-nozm"]
+    assert row.rstrip(" |").endswith("+5.00 [+5.00, +5.00] vs glc (n=3)")

@@ -36,9 +36,12 @@ def test_expansion_is_presets_x_grid_x_methods_x_seeds_with_validated_configs():
 
 def test_builtin_sweep_files_expand():
     sizes = {name: len(expand(load_sweep_file(path))) for name, path in builtin_sweeps().items()}
-    assert sizes == {"digits": 60, "table8": 160, "noise": 160, "imbalance": 200}
+    assert sizes == {"digits": 105, "table8": 200, "noise": 280, "imbalance": 250, "clothing1m": 7}
     digits = load_sweep_file(builtin_sweeps()["digits"])
-    assert digits.methods == ["erm", "l2rw", "mwnet", "gdw"] and digits.seeds == [1, 10, 100, 1000, 10000]
+    assert digits.methods == ["erm", "l2rw", "mwnet", "glc", "coteach", "insw", "gdw"] and digits.seeds == [1, 10, 100, 1000, 10000]
+    noise = load_sweep_file(builtin_sweeps()["noise"])
+    assert set(noise.methods) == {"erm", "coteach", "glc", "l2rw", "mwnet", "insw", "gdw"}
+    assert "insw" in load_sweep_file(builtin_sweeps()["imbalance"]).methods
     assert digits.options == {"workers": 2}
 
 
@@ -50,7 +53,7 @@ def test_sweep_file_schema(tmp_path):
     assert (spec.name, spec.seeds, spec.sets, spec.grid, spec.options) == (
         "g", [3, 4], {"train.epochs": 2}, {"train.outer_lr": [10.0, 100.0]}, {"workers": 2})
     cases = {
-        'presets = ["digits-clean"]\nseed = [1]\n': "g.toml: unknown field 'seed'; did you mean 'seeds'?; valid fields: name, description, presets, methods, seeds, set, grid, executor, local, slurm",
+        'presets = ["digits-clean"]\nseed = [1]\n': "g.toml: unknown field 'seed'; did you mean 'seeds'?; valid fields: name, description, presets, methods, seeds, set, grid, executor, local, slurm, force",
         'presets = []\n': "g.toml: presets must be a non-empty list of preset names",
         'presets = ["digits-clean"]\n[set]\ntrain.epoch = 2\n': "g.toml: unknown field 'train.epoch'; did you mean 'train.epochs'?",
         'presets = ["digits-clean"]\n[grid]\ntrain.lr = 0.1\n': "g.toml: [grid] train.lr must be a list of values (got 0.1)",
@@ -74,7 +77,7 @@ def _no_traceback_one_line(result) -> str:
 
 BAD = [
     (["digits-clean", "digits-nope"], "unknown preset 'digits-nope'"),
-    (["digits-clean", "--methods", "erm,foo"], "error: unknown method 'foo' in --methods; valid methods: erm, l2rw, mwnet, gdw, gdw-nozm"),
+    (["digits-clean", "--methods", "erm,foo"], "error: unknown method 'foo' in --methods; valid methods: erm, l2rw, mwnet, glc, coteach, insw, gdw, gdw-nozm"),
     (["digits-clean", "--methods", "erm,erm"], "error: --methods lists 'erm' twice"),
     (["digits-clean", "--seeds", ""], "error: --seeds must be a comma-separated list with no empty items (got '')"),
     (["digits-clean", "--seeds", "1,10,1"], "error: --seeds lists 1 twice"),
@@ -166,3 +169,23 @@ def test_an_executor_option_written_as_a_string_says_how_to_write_the_table(tmp_
         load_sweep_file(sweep_file)
     assert str(e.value) == ("s.toml: local must be a table of options: a line [local], then one option per line "
                             "such as workers = 2 (got local = 'workers=2')")
+
+
+def test_label_noise_methods_on_imbalance_only_presets_need_force(tmp_path):
+    from engine.config import ConfigError
+    from engine.sweep.spec import SweepSpec, expand, load_sweep_file
+
+    spec = SweepSpec(presets=["digits-unif60", "digits-imb"], methods=["erm", "glc"], seeds=[1])
+    with pytest.raises(ConfigError, match="^glc is a label-noise method and preset digits-imb has no label noise"):
+        expand(spec)
+    spec.force = True
+    assert [(p.preset, p.method) for p in expand(spec)] == [
+        ("digits-unif60", "erm"), ("digits-unif60", "glc"), ("digits-imb", "erm"), ("digits-imb", "glc")]
+    # Label noise with imbalance (Table 8's mixed settings) and clean data are not refused.
+    expand(SweepSpec(presets=["cifar10-mix-unif40-imb10", "digits-clean"], methods=["coteach"], seeds=[1]))
+    # The digits sweep file runs all seven methods on all three settings, saying so with force = true.
+    digits = load_sweep_file(Path(__file__).resolve().parents[1] / "presets" / "sweeps" / "digits.toml")
+    assert digits.force and len(expand(digits)) == 105
+    (tmp_path / "bad.toml").write_text('presets = ["digits-imb"]\nforce = "yes"\n')
+    with pytest.raises(ConfigError, match="^bad.toml: force must be true or false"):
+        load_sweep_file(tmp_path / "bad.toml")

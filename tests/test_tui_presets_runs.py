@@ -235,6 +235,27 @@ async def test_form_refuses_missing_data_and_offers_data_dir_and_download(runs: 
     assert sorted(p.name for p in runs.iterdir()) == before
 
 
+async def test_form_log_field_launches_with_live_logging_and_names_a_missing_extra(runs: Path, monkeypatch) -> None:
+    app = RecordingApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await pilot.press(*"digits-unif60")
+        log = screen.query_one("#log", Select)
+        assert log.value == "none"  # the preset's train.log
+        log.value = "tensorboard"
+        await pilot.pause()
+        assert str(screen.query_one("#form-error").render()) == "Enter launches"
+        await pilot.press("ctrl+l")
+        assert app.requests[-1].cfg["train"]["log"] == "tensorboard"
+        monkeypatch.setitem(sys.modules, "wandb", None)  # as if the wandb extra were not installed
+        log.value = "wandb"
+        await pilot.pause()
+        error = str(screen.query_one("#form-error").render())
+        assert "needs the 'wandb' extra" in error and log.has_class("-invalid")
+        await pilot.press("ctrl+l")
+        assert len(app.requests) == 1
+
+
 async def test_launch_refuses_what_the_engine_would_refuse_before_making_a_run(runs: Path, tmp_path: Path) -> None:
     """The app's launch (whatever asks for it) runs the pre-flight first: no run directory, no engine."""
     app = GdwApp(runs)

@@ -112,7 +112,7 @@ def test_gdw_resume_sweep_refuses_it(sweep, tmp_path):
 def test_the_checkpoint_the_engine_writes_loads_safely(sweep):
     _, _, run_dir = sweep
     state = load_state(run_dir / "good.pt", "cpu")
-    name, keys, pos, has_gauss, cached = numpy_state_from_plain(state["numpy_rng"])
+    name, keys, pos, has_gauss, cached = numpy_state_from_plain(state["rng"]["numpy"])
     assert name == "MT19937" and keys.dtype == np.uint32 and keys.shape == (624,)
     np.random.set_state((name, keys, pos, has_gauss, cached))  # numpy takes it back
 
@@ -123,9 +123,9 @@ def test_a_checkpoint_from_before_the_plain_numpy_state_still_loads(sweep, tmp_p
     state = load_state(run_dir / "good.pt", "cpu")
     np.random.seed(7)
     legacy = np.random.get_state()
-    state["numpy_rng"] = legacy
+    state["rng"]["numpy"] = legacy
     torch.save(state, tmp_path / "legacy.pt")
-    loaded = numpy_state_from_plain(load_state(tmp_path / "legacy.pt", "cpu")["numpy_rng"])
+    loaded = numpy_state_from_plain(load_state(tmp_path / "legacy.pt", "cpu")["rng"]["numpy"])
     assert loaded[0] == legacy[0] and (loaded[1] == legacy[1]).all() and loaded[2:] == legacy[2:]
 
 

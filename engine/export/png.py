@@ -30,14 +30,11 @@ def colours(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
-def heatmap_rgb(matrix: list[list[float | None]], lo: float, hi: float) -> np.ndarray:
-    values = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+def heatmap_rgb(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A C×C float array (NaN: no value) as pixels, about TARGET_PIXELS a side."""
     cell = max(1, TARGET_PIXELS // max(values.shape))
     return np.repeat(np.repeat(colours(values, lo, hi), cell, axis=0), cell, axis=1)
 
-
-def heatmap_png(matrix: list[list[float | None]], lo: float, hi: float) -> bytes:
-    return encode_png(heatmap_rgb(matrix, lo, hi))
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -49,4 +46,4 @@ def encode_png(rgb: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))

@@ -1,4 +1,6 @@
-"""Records to MLflow, through its client, to any tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns).
+"""Records to MLflow, through its client, to any tracking URI (default $MLFLOW_TRACKING_URI, else a
+local store in ./mlruns: SQLite in mlruns/mlflow.db, artifacts beside it; MLflow 3 refuses its
+older plain-file store unless MLFLOW_ALLOW_FILE_STORE=true).
 
 A run becomes an MLflow run found again by its tag `gdw.run_id`, so exporting twice (or exporting
 after live logging) continues the same run: its tag `gdw.exported` says how far each metric and
@@ -29,8 +31,11 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch
 PROBE_TIMEOUT_S = 5.0
 
 
+LOCAL_STORE = "mlruns"
+
+
 def tracking_uri(given: str | None) -> str:
-    return given or os.environ.get("MLFLOW_TRACKING_URI") or "./mlruns"
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{LOCAL_STORE}/mlflow.db"
 
 
 def check_tracking_uri(given: str | None) -> str:
@@ -52,6 +57,7 @@ def check_tracking_uri(given: str | None) -> str:
         check_writable_dir(Path(parsed.path if parsed.scheme else uri), "--tracking-uri")
     elif parsed.scheme == "sqlite":
         check_writable_dir(Path(uri.removeprefix("sqlite:///")).parent, "--tracking-uri")
+    # (the plain-file store, a path: MLflow 3 refuses it unless MLFLOW_ALLOW_FILE_STORE=true; experiment_id says so)
     # other schemes (databricks, …): the client says what is wrong
     return uri
 
@@ -62,16 +68,35 @@ def client_for(uri: str) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    from mlflow.exceptions import MlflowException
+
+    if uri == tracking_uri(None) and uri.startswith(f"sqlite:///{LOCAL_STORE}/"):
+        Path(LOCAL_STORE).mkdir(exist_ok=True)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # the store is usable (MLflow 3 refuses plain-file stores here)
+    except MlflowException as e:
+        first = e.message.split(". ")[0].splitlines()[0]
+        raise ConfigError(f"MLflow cannot use {uri}: {first}; pass a server URL or sqlite:///DIR/mlflow.db") from None
+    return client
 
 
 def experiment_id(client: Any, name: str) -> str:
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        return client.create_experiment(name)
-    if exp.lifecycle_stage == "deleted":
-        client.restore_experiment(exp.experiment_id)
-    return exp.experiment_id
+    """The experiment's id (made if new); ConfigError when the tracking store refuses (one line)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            artifacts = None
+            if client.tracking_uri == tracking_uri(None) and client.tracking_uri.startswith("sqlite:///"):
+                artifacts = (Path(LOCAL_STORE) / "artifacts").resolve().as_uri()  # beside the local store, not in the cwd
+            return client.create_experiment(name, artifact_location=artifacts)
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    except MlflowException as e:
+        raise ConfigError(f"MLflow tracking store {client.tracking_uri} refused: {e.message.splitlines()[0]}") from None
 
 
 def find_run(client: Any, exp_id: str, tag: str, value: str) -> Any | None:
@@ -91,8 +116,8 @@ def sweep_parent(client: Any, exp_id: str, sweep_id: str, name: str | None) -> s
 class MlflowSink:
     """One gdw run as one MLflow run; `write` may be called many times (live), each adding only new points."""
 
-    def __init__(self, client: Any, exp_id: str, parent_run_id: str | None = None):
-        self.client, self.exp_id, self.parent = client, exp_id, parent_run_id
+    def __init__(self, client: Any, exp_id: str, parent_run_id: str | None = None, live: bool = False):
+        self.client, self.exp_id, self.parent, self.live = client, exp_id, parent_run_id, live
         self.run_id = ""
         self.done: dict[str, int] = {}  # series -> last step written
 
@@ -111,6 +136,8 @@ class MlflowSink:
                 if run.data.tags.get(k) != v:
                     self.client.set_tag(run.info.run_id, k, v)
         self.run_id = run.info.run_id
+        if self.live and run.info.status != "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")  # a resumed run trains again
         try:
             done = json.loads(run.data.tags.get(EXPORTED, "{}"))
             self.done = {k: v for k, v in done.items() if isinstance(k, str) and isinstance(v, int)}

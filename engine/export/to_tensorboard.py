@@ -1,12 +1,17 @@
-"""Records to TensorBoard event files, with TensorBoard's own writer and protos (no TensorFlow, no torch).
+"""Records to TensorBoard event files: TensorBoard's own protos and record format (no TensorFlow, no torch).
 
 Scalars by iteration and by epoch, the target-weight histograms, the ω and Table 6 heatmaps as
 images, the resolved config as hyperparameters (the HParams dashboard), and config.toml,
-summary.json and the run's tags as text.
+summary.json and the run's tags as text. The scalars of one event go in one Summary (one record,
+not seven). The records are framed here, with google-crc32c's C CRC: without TensorFlow,
+TensorBoard's own writer checksums in pure Python at under 1 MB/s, 20 s for one CIFAR-100 run.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -14,21 +19,50 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.plugins.text import summary_v2 as text_summary
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from .records import Histogram, Image, Record, RunInfo, Scalar
 
+try:
+    from google_crc32c import value as _crc32c
+except ImportError:  # correct, only slow (the tensorboard extra installs google-crc32c)
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as _crc32c
+
+
+def _masked_crc(data: bytes) -> int:
+    x = _crc32c(data)
+    return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class EventFile:
+    """TensorBoard's event file: records of (length, its masked CRC, data, its masked CRC)."""
+
+    def __init__(self, logdir: Path):
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.gdw"
+        self.file = open(Path(logdir) / name, "wb")
+        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write(self, event: Event) -> None:
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self.file.write(header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data)))
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
 
 class TensorBoardSink:
-    """One run's event file in `logdir`. `flush_s`: how often the writer's own thread flushes (live: often)."""
+    """One run's event file in `logdir`."""
 
-    def __init__(self, logdir: Path, flush_s: float = 120.0):
+    def __init__(self, logdir: Path):
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.writer = EventFileWriter(str(self.logdir), max_queue_size=1000, flush_secs=flush_s)
+        self.writer = EventFile(self.logdir)
 
     def _add(self, summary: Summary, step: int, wall: float | None = None) -> None:
-        self.writer.add_event(Event(wall_time=wall or time.time(), step=step, summary=summary))
+        self.writer.write(Event(wall_time=wall or time.time(), step=step, summary=summary))
 
     def start(self, info: RunInfo) -> None:
         start = float(info.summary.get("started") or info.summary.get("created") or time.time())
@@ -40,19 +74,28 @@ class TensorBoardSink:
                 self._add(text_summary.text_pb(f"run/{path.name}", _code(path.read_text(encoding="utf-8"))), 0, start)
 
     def write(self, records: list[Record]) -> None:
+        values: list[Summary.Value] = []
+        at: tuple[int, float] | None = None  # (step, wall) of the values gathered: the scalars of one event
         for r in records:
             if isinstance(r, Scalar):
-                summary = Summary(value=[Summary.Value(tag=r.tag, simple_value=r.value)])
-            elif isinstance(r, Histogram):
-                summary = Summary(value=[Summary.Value(tag=r.tag, histo=_histogram(r))])
+                if at is not None and at != (r.step, r.wall):
+                    self._add(Summary(value=values), *at)
+                    values = []
+                at = (r.step, r.wall)
+                values.append(Summary.Value(tag=r.tag, simple_value=r.value))
+                continue
+            if isinstance(r, Histogram):
+                value = Summary.Value(tag=r.tag, histo=_histogram(r))
             elif isinstance(r, Image):
                 png = r.png()
-                size = _png_size(png)
-                image = Summary.Image(height=size[1], width=size[0], colorspace=3, encoded_image_string=png)
-                summary = Summary(value=[Summary.Value(tag=f"images/{r.tag}", image=image)])
+                width, height = _png_size(png)
+                image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+                value = Summary.Value(tag=f"images/{r.tag}", image=image)
             else:  # pragma: no cover - every record kind is handled above
                 continue
-            self._add(summary, r.step, r.wall)
+            self._add(Summary(value=[value]), r.step, r.wall)
+        if values:
+            self._add(Summary(value=values), *at)
 
     def finish(self, info: RunInfo) -> None:
         step = info.epochs_done()

@@ -87,6 +87,7 @@ class WandbSink:
             shutil.copyfile(path, copy)
             self.run.save(str(copy), base_path=self.run.dir, policy="now")
         self.run.finish(exit_code=0 if info.status in ("finished", "running", "created") else 1)
+        self.run = None
 
     def flush(self) -> None:
         pass  # W&B's own service writes as it goes

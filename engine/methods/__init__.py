@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from ..config import SCHEMA, ConfigError
-from ..method_table import HYPERPARAMETERS, METHODS
+from ..method_table import METHODS
 from .base import Method, StepStats, meta_gradient
 from .gdw import zero_mean_constraint
 
 # Modules of this package that hold the shared machinery, not a method.
-SUPPORT_MODULES = ("base", "forward_trace")
+SUPPORT_MODULES = ("base", "context", "forward_trace")
 
 
 def implementations() -> dict[str, type[Method]]:
@@ -40,25 +40,39 @@ if set(REGISTRY) != set(METHODS):
     raise ImportError(f"engine.method_table and engine/methods disagree: rows {sorted(METHODS)}, classes {sorted(REGISTRY)}")
 
 
+# Every hyperparameter some method declares (each is a train.* field of the preset schema).
+ALL_HYPERPARAMETERS = tuple(dict.fromkeys(k for cls in REGISTRY.values() for k in cls.hyperparameters))
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method '{name}'; valid methods: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
 def make_method(
     name: str,
     model: nn.Module,
     num_classes: int,
     optimizer: torch.optim.Optimizer,
-    **hyperparameters: float,
+    **hyperparameters,
 ) -> Method:
-    """A method ready to `step(x, y, x_meta, y_meta, lr=...)`; `.vnet` is V (None for erm, l2rw).
+    """A method ready to `step(x, y, x_meta, y_meta, lr=...)`; `.vnet` is V (None without one).
 
-    `hyperparameters`: any of outer_lr, clip, vnet_lr, vnet_weight_decay, vnet_hidden; the others
-    take the preset schema's defaults.
+    `hyperparameters`: the method's own (its class's `hyperparameters`, e.g. outer_lr, clip, vnet_lr,
+    vnet_weight_decay, vnet_hidden for GDW) take the given value, the others the preset schema's
+    default; another method's hyperparameter is accepted and ignored (one call can build any method),
+    a name no method takes is a TypeError. Co-teaching also takes its second network and optimiser:
+    `model2=..., optimizer2=...`.
     """
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown method '{name}'; valid methods: {', '.join(REGISTRY)}")
-    unknown = set(hyperparameters) - set(HYPERPARAMETERS)
+    cls = method_class(name)
+    unknown = set(hyperparameters) - set(ALL_HYPERPARAMETERS) - set(cls.companions)
     if unknown:
-        raise TypeError(f"make_method got unknown hyperparameters {sorted(unknown)}; valid: {', '.join(HYPERPARAMETERS)}")
-    values = {k: SCHEMA["train"][k].default for k in HYPERPARAMETERS} | hyperparameters
-    return REGISTRY[name](model, num_classes, optimizer, **values)
+        valid = ", ".join(ALL_HYPERPARAMETERS + cls.companions)
+        raise TypeError(f"make_method got unknown hyperparameters {sorted(unknown)}; valid: {valid}")
+    own = {k: v for k, v in hyperparameters.items() if k in cls.hyperparameters or k in cls.companions}
+    values = {k: SCHEMA["train"][k].default for k in cls.hyperparameters} | own
+    return cls(model, num_classes, optimizer, **values)
 
 
-__all__ = ["make_method", "Method", "StepStats", "REGISTRY", "meta_gradient", "zero_mean_constraint"]
+__all__ = ["make_method", "method_class", "Method", "StepStats", "REGISTRY", "meta_gradient", "zero_mean_constraint"]

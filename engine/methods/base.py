@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,12 @@ from torch.func import functional_call, jvp
 from ..method_table import METHODS
 from ..vnet import VNet
 from .forward_trace import RecordedForward, buffer_copies, record_forward
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+# Outer-stepped weights are clamped to this range (docs/algorithm.md §2, step 4).
+WEIGHT_MIN, WEIGHT_MAX = 1e-6, 1e6
 
 # torch.func.jvp loads torch's JVP decompositions, which call the deprecated torch.jit.script
 # inside torch itself: a FutureWarning on every run's stderr that the user can do nothing about.
@@ -37,6 +44,8 @@ class StepStats:
     meta_loss: torch.Tensor | None = None
     meta_logits: torch.Tensor | None = None
     omega_increased: torch.Tensor | None = None  # B×C bool: ω went up in the outer step (GDW)
+    meta_labels: torch.Tensor | None = None  # the clean batch's labels (set by train_step; for meta accuracy)
+    kept: torch.Tensor | None = None  # B×K bool: the samples each of K networks selected (Co-teaching)
 
 
 @dataclass
@@ -120,40 +129,82 @@ def meta_gradient(
 
 
 class Method:
-    """Base class: holds the model, its optimizer and (for MW-Net and GDW) the weighting network V.
+    """Base class: one iteration (`step`) and, in a run, everything the method owns and when.
 
-    `step(x, y, x_meta, y_meta, lr)` runs one full iteration and updates the model in place.
+    As a library: `step(x, y, x_meta, y_meta, lr)` runs one full iteration and updates the model
+    in place (engine.methods.make_method builds one around your model and optimizer).
+
+    In a run (engine.trainer), the loop hands the method a RunContext (engine.methods.context) and
+    calls, in order: `for_run` (build the models and optimisers it owns), then per epoch
+    `start_epoch`, `train_step` for each training batch, and `end_epoch` (which may restart a
+    phase and returns the method's fields of the epoch event). `eval_models` are tested after
+    each epoch (the first one is the run's accuracy); `state_dict` covers all the method owns.
     """
 
     name = "base"  # the method's row in engine.method_table
+    hyperparameters: tuple[str, ...] = ()  # the train.* fields it takes (defaults: engine.config.SCHEMA)
+    companions: tuple[str, ...] = ()  # further objects make_method passes on (Co-teaching's second network)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        num_classes: int,
-        optimizer: torch.optim.Optimizer,
-        *,
-        outer_lr: float,
-        clip: float,
-        vnet_lr: float,
-        vnet_weight_decay: float,
-        vnet_hidden: int,
-    ):
-        info = METHODS[self.name]
-        self.uses_meta = info.has_meta_step
-        self.uses_vnet = info.has_weighting_network
+    def __init__(self, model: nn.Module, num_classes: int, optimizer: torch.optim.Optimizer):
+        self.uses_meta = METHODS[self.name].has_meta_step
         self.model = model
+        self.train_forward: nn.Module = model  # the training forward (a compiled module with train.compile)
         self.num_classes = num_classes
         self.optimizer = optimizer
-        self.outer_lr = outer_lr
-        self.clip = clip
         self._recorded: RecordedForward | None = None
         self.vnet: VNet | None = None
         self.vnet_optimizer: torch.optim.Optimizer | None = None
-        if self.uses_vnet:
-            param = next(model.parameters())
-            self.vnet = VNet(vnet_hidden).to(device=param.device, dtype=param.dtype)
-            self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=vnet_lr, weight_decay=vnet_weight_decay)
+
+    # -- in a run -------------------------------------------------------------------------------
+
+    @classmethod
+    def for_run(cls, ctx: RunContext, **hyperparameters) -> Method:
+        """The method with the models and optimisers it owns, built through the run's context."""
+        model = ctx.build_model()
+        return cls(model, ctx.num_classes, ctx.make_optimizer(model), **hyperparameters)
+
+    @staticmethod
+    def loop_epochs(epochs: int) -> int:
+        """How many epochs the loop runs for `train.epochs` (Co-teaching trains two nets for half)."""
+        return epochs
+
+    def lr(self, ctx: RunContext) -> float:
+        """This epoch's learning rate: the cosine over the run's epochs."""
+        return ctx.cosine_lr(ctx.epoch, ctx.epochs)
+
+    def start_epoch(self, ctx: RunContext) -> None:
+        """Called at the start of every epoch, and of the epoch a resumed run continues."""
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, ctx: RunContext) -> StepStats:
+        """One iteration on a training batch; the meta methods draw their clean batch here."""
+        x_meta = y_meta = None
+        if self.uses_meta:
+            x_meta, y_meta = ctx.clean_batch()
+        stats = self.step(x, y, x_meta, y_meta, lr=self.lr(ctx))
+        stats.meta_labels = y_meta
+        return stats
+
+    def end_epoch(self, ctx: RunContext) -> dict[str, Any]:
+        """After the epoch's test: may restart a phase; returns the method's fields of the epoch event."""
+        return {}
+
+    def eval_models(self) -> list[nn.Module]:
+        """The networks tested after each epoch; the first one's accuracy is the run's."""
+        return [self.model]
+
+    def compile_training_forward(self) -> None:
+        """train.compile: the plain training forward through torch.compile. The meta methods' forwards
+        stay eager: they are recorded for the forward-mode pass (engine.methods.forward_trace)."""
+        if not self.uses_meta:
+            self.train_forward = torch.compile(self.model)
+
+    def first_scored_epoch(self) -> int:
+        """final_acc averages the last epochs from this one on (GLC: phase 2's)."""
+        return 0
+
+    def summary(self) -> dict[str, Any]:
+        """What the method adds to summary.json (GLC: its Ĉ)."""
+        return {}
 
     # -- the iteration -------------------------------------------------------------------------
 
@@ -173,7 +224,7 @@ class Method:
         if self.uses_meta:
             logits, self._recorded = record_forward(self.model, x)
         else:
-            logits = self.model(x)
+            logits = self.train_forward(x)
         losses = F.cross_entropy(logits, y, reduction="none")
         try:
             stats = self._iteration(x, y, logits, losses.detach(), x_meta, y_meta, lr)
@@ -196,24 +247,15 @@ class Method:
         self.optimizer.zero_grad(set_to_none=True)
         logits.backward(grad_logits)
 
-    def _vnet_step(self, weights: torch.Tensor, d_weights: torch.Tensor) -> None:
-        """One Adam step on φ with ∂L_meta/∂φ = (∂w/∂φ)ᵀ ∂L_meta/∂w."""
-        assert self.vnet_optimizer is not None
-        self.vnet_optimizer.zero_grad(set_to_none=True)
-        weights.backward(d_weights)
-        self.vnet_optimizer.step()
-
     # -- checkpointing ---------------------------------------------------------------------------
 
-    def state_dict(self) -> dict:
-        if self.vnet is None:
-            return {}
-        return {"vnet": self.vnet.state_dict(), "vnet_optimizer": self.vnet_optimizer.state_dict()}
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the method owns (a method that owns more extends it)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        if self.vnet is not None:
-            self.vnet.load_state_dict(state["vnet"])
-            self.vnet_optimizer.load_state_dict(state["vnet_optimizer"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
     def weight_function(self, losses: torch.Tensor) -> torch.Tensor | None:
         """V(ℓ) on the given losses (for the UI's weighting-function curve), or None."""
@@ -221,3 +263,44 @@ class Method:
             return None
         with torch.no_grad():
             return self.vnet(losses).reshape(-1)
+
+
+class VNetMethod(Method):
+    """A method with the weighting network V(ℓ; φ) and its Adam optimiser (MW-Net, GDW, INSW)."""
+
+    hyperparameters = ("vnet_lr", "vnet_weight_decay", "vnet_hidden")
+
+    def __init__(self, model, num_classes, optimizer, *, vnet_lr: float, vnet_weight_decay: float, vnet_hidden: int):
+        super().__init__(model, num_classes, optimizer)
+        param = next(model.parameters())
+        self.vnet = VNet(vnet_hidden).to(device=param.device, dtype=param.dtype)
+        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=vnet_lr, weight_decay=vnet_weight_decay)
+
+    def _vnet_step(self, weights: torch.Tensor, d_weights: torch.Tensor) -> None:
+        """One Adam step on φ with ∂L_meta/∂φ = (∂w/∂φ)ᵀ ∂L_meta/∂w."""
+        self.vnet_optimizer.zero_grad(set_to_none=True)
+        weights.backward(d_weights)
+        self.vnet_optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"vnet": self.vnet.state_dict(), "vnet_optimizer": self.vnet_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.vnet.load_state_dict(state["vnet"])
+        self.vnet_optimizer.load_state_dict(state["vnet_optimizer"])
+
+
+class OuterStepMethod(VNetMethod):
+    """V plus GDW's normalised, clipped outer step on the weights (GDW, INSW)."""
+
+    hyperparameters = ("outer_lr", "clip") + VNetMethod.hyperparameters
+
+    def __init__(self, model, num_classes, optimizer, *, outer_lr: float, clip: float, **vnet):
+        super().__init__(model, num_classes, optimizer, **vnet)
+        self.outer_lr, self.clip = outer_lr, clip
+
+    def outer_step(self, weights: torch.Tensor, d_weights: torch.Tensor) -> torch.Tensor:
+        """w ← clamp(w − clip(η · ∂L/∂w / Σ|∂L/∂w|, −c, c), 10⁻⁶, 10⁶)   (docs/algorithm.md §2, step 4)."""
+        step = torch.clamp(self.outer_lr * d_weights / d_weights.abs().sum(), -self.clip, self.clip)
+        return torch.clamp(weights.detach() - step, WEIGHT_MIN, WEIGHT_MAX)

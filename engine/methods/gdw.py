@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, StepStats, one_hot
+from .base import OuterStepMethod, StepStats, one_hot
 
-# ω is clamped to this range after the outer step (docs/algorithm.md §2, step 4).
-OMEGA_MIN, OMEGA_MAX = 1e-6, 1e6
 # p is clamped so that 1 − p_t ≥ 0.001 in the zero-mean constraint.
 P_MAX = 0.999
 
@@ -28,7 +26,7 @@ def zero_mean_constraint(omega: torch.Tensor, p: torch.Tensor, y: torch.Tensor) 
     return omega.index_put((rows, y), others / (1 - p_t))
 
 
-class GDW(Method):
+class GDW(OuterStepMethod):
     name = "gdw"
     zero_mean = True
 
@@ -49,10 +47,8 @@ class GDW(Method):
         self._vnet_step(omega, meta.d_weights)
 
         # Outer step on ω: normalised, clipped, then clamped.
-        grad = meta.d_weights
-        step = torch.clamp(self.outer_lr * grad / grad.abs().sum(), -self.clip, self.clip)
         before = omega.detach()
-        updated = torch.clamp(before - step, OMEGA_MIN, OMEGA_MAX)
+        updated = self.outer_step(omega, meta.d_weights)
 
         # Step 5: re-apply the constraint and back-propagate G = (p − y) ⊙ ω / B into θ.
         used = self._constrain(updated, p, y)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import Method, StepStats, one_hot
+from .base import StepStats, VNetMethod, one_hot
 
 
-class MWNet(Method):
+class MWNet(VNetMethod):
     name = "mwnet"
 
     def _iteration(self, x, y, logits, losses, x_meta, y_meta, lr) -> StepStats:

@@ -1,7 +1,9 @@
 """The local executor: a bounded pool of detached run tasks on this machine.
 
-Torch-free. Each run is its own detached engine process (engine.launch.launch_detached running
-engine.sweep.task), placed on a slot: a GPU (`CUDA_VISIBLE_DEVICES`, `per_gpu` runs per GPU) or,
+Torch-free. Each run is its own engine process running engine.sweep.task, forked from the
+scheduler's fork server (engine.sweep.forkserver: torch and the engine are imported once per
+scheduler, not once per run; a detached `python -m engine.sweep.task` if the server is not
+available), placed on a slot: a GPU (`CUDA_VISIBLE_DEVICES`, `per_gpu` runs per GPU) or,
 without GPUs, one of `workers` CPU slots with the cores divided among them (OMP/MKL threads).
 
 The scheduler holds the sweep's `scheduler.lock` while it works. It starts each run at most once
@@ -31,6 +33,7 @@ from ..config import ConfigError
 from ..launch import cuda_device_count, launch_detached
 from ..rundir import LOG, checkpoint_path
 from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
+from .forkserver import ForkedRun, ForkServer, ForkServerGone
 from .store import SCHEDULER_LOG, SCHEDULER_PID, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
 from .task import CLAIMED, claim, claim_info, claimed, task_command
 
@@ -130,8 +133,10 @@ class Scheduler:
                  say: Callable[[str], None] = print):
         self.sweep, self.slots, self.on_refresh, self.say = sweep, slots, on_refresh, say
         self.free = list(range(len(slots)))
-        self.children: dict[str, tuple[subprocess.Popen, int]] = {}
+        self.children: dict[str, tuple[subprocess.Popen | ForkedRun, int]] = {}
         self.adopted: dict[str, int | None] = {}  # run_id -> slot it occupies (None: over capacity)
+        self.forkserver: ForkServer | None = None  # started with the first run
+        self.forkserver_failed = False
         self.stop_requested = False  # SIGTERM (`gdw stop` where sweep.json cannot be written): as if stopped
 
     def stopping(self) -> bool:
@@ -157,9 +162,23 @@ class Scheduler:
         except OSError:
             pass
 
+    def _start_process(self, run_dir: Path, slot: Slot) -> subprocess.Popen | ForkedRun:
+        """The run's own process: forked from the fork server, or a fresh `python -m engine.sweep.task`.
+        OSError when the run cannot be started (e.g. its directory was deleted)."""
+        if not self.forkserver_failed:
+            open(run_dir / LOG, "ab").close()  # the child writes there: fail here, as a detached launch would
+            try:
+                if self.forkserver is None:
+                    self.forkserver = ForkServer()
+                return self.forkserver.start(run_dir, run_dir / LOG, slot.env(), slot.threads)
+            except ForkServerGone as e:
+                self.forkserver_failed = True
+                self.say(f"{time.strftime('%H:%M:%S')} fork server unavailable ({e}); each run now starts its own Python")
+        return launch_detached(run_dir, env=slot.env(), command=task_command(run_dir))
+
     def _launch(self, run_dir: Path, slot: int) -> None:
         try:
-            proc = launch_detached(run_dir, env=self.slots[slot].env(), command=task_command(run_dir))
+            proc = self._start_process(run_dir, self.slots[slot])
         except OSError as e:  # e.g. its directory was deleted meanwhile: said, and the sweep goes on
             self.free.append(slot)
             self.say(f"{time.strftime('%H:%M:%S')} cannot start {run_dir.name}: {e.strerror or e}")
@@ -180,6 +199,8 @@ class Scheduler:
             if rc == CLAIMED:  # another task got there first: wait for it instead
                 self._adopt(run_dir)
                 continue
+            if isinstance(proc, ForkedRun) and proc.status_lost:
+                rc = None  # its fork server died: the exit code is unknown, as for an adopted run
             s = record_exit(run_dir, rc, self.stopping())
             status = s.get("status")
             detail = f" final_acc={s['final_acc']:.2f}" if status == "finished" and s.get("final_acc") is not None else (
@@ -235,6 +256,8 @@ class Scheduler:
                 self.on_refresh(self.sweep)
             return 0
         finally:
+            if self.forkserver is not None:
+                self.forkserver.close()
             os.close(lock)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -3,8 +3,10 @@
 Torch-free. Rows are settings (preset + grid values), columns methods; a cell is the mean ± sample
 std (ddof=1) of the finished runs' `final_acc`, with `n=` where fewer seeds finished than the
 sweep planned. The best mean of a row is bold, the preset's reference figure (the paper's, from
-"Reference: ..." in its description) is shown beside ours, and the last column is GDW minus the
-best baseline of the row, paired by seed, with a 95% Student-t confidence interval.
+"Reference: ..." in its description) is shown beside ours, and the last column is the proposed
+method (GDW) minus the best of all the row's baselines, paired by seed, with a 95% Student-t
+confidence interval. Which method is proposed and which are baselines (or ablations, compared
+with nothing) is engine.method_table's `role`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from ..config import METHODS, SCHEMA, ConfigError, load_preset
+from ..method_table import methods_with_role
 from ..runs import load_run_config, read_summary, run_status
 from .spec import fmt_value, setting_label
 
 FORMATS = ("md", "csv", "latex")
-BASELINES = ("erm", "l2rw", "mwnet")  # what "best baseline" is chosen from
+BASELINES = methods_with_role("baseline")  # what "best baseline" is chosen from
+(PROPOSED,) = methods_with_role("proposed")
 CSV_COLUMNS = ["setting", "method", "n", "planned", "mean", "std", "seeds", "missing"]
 # Names in the presets' "Reference: ..." text -> method names.
-REFERENCE_NAMES = {"erm": "erm", "ce": "erm", "l2rw": "l2rw", "mw-net": "mwnet", "mwnet": "mwnet", "gdw": "gdw"}
+REFERENCE_NAMES = {"erm": "erm", "ce": "erm", "l2rw": "l2rw", "mw-net": "mwnet", "mwnet": "mwnet", "gdw": "gdw",
+                   "glc": "glc", "co-teaching": "coteach", "co-teach": "coteach", "coteach": "coteach", "insw": "insw"}
 
 
 # --- Student t, exactly, for integer degrees of freedom ---------------------------------------------
@@ -157,7 +162,7 @@ class Row:
         return max(means, key=lambda m: means[m]) if means else None
 
     def gdw_vs_best_baseline(self) -> dict[str, Any] | None:
-        gdw = self.cells.get("gdw")
+        gdw = self.cells.get(PROPOSED)
         bases = {m: c for m, c in self.cells.items() if m in BASELINES and c.mean is not None}
         if gdw is None or gdw.mean is None or not bases:
             return None
@@ -319,7 +324,7 @@ def fmt_diff(d: dict[str, Any] | None) -> str:
     return text + f" vs {d['baseline']} (n={d['n']})"
 
 
-DIFF_HEADER = "GDW − best baseline (95% CI)"
+DIFF_HEADER = f"{PROPOSED.upper()} − best baseline (95% CI)"
 
 
 def table_rows(report: Report, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:

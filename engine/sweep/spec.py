@@ -57,7 +57,7 @@ SLURM_OPTIONS: dict[str, tuple[type, str]] = {
     "qos": (str, "Slurm QOS"),
 }
 OPTIONS = {"local": LOCAL_OPTIONS, "slurm": SLURM_OPTIONS}
-FILE_FIELDS = ("name", "description", "presets", "methods", "seeds", "set", "grid", "executor", "local", "slurm")
+FILE_FIELDS = ("name", "description", "presets", "methods", "seeds", "set", "grid", "executor", "local", "slurm", "force")
 
 
 @dataclass
@@ -71,6 +71,7 @@ class SweepSpec:
     executor: str = "local"
     options: dict[str, Any] = field(default_factory=dict)  # the executor's options
     source: str = ""  # the sweep file it came from, if any
+    force: bool = False  # run label-noise methods on imbalance-only presets too
 
 
 @dataclass(frozen=True)
@@ -291,8 +292,11 @@ def load_sweep_file(path: str | os.PathLike[str]) -> SweepSpec:
     name = raw.get("name", p.stem)
     if not isinstance(name, str):
         raise ConfigError(f"{src}: name must be a string (got {name!r})")
+    force = raw.get("force", False)
+    if not isinstance(force, bool):
+        raise ConfigError(f"{src}: force must be true or false (got {force!r})")
     return SweepSpec(presets=list(presets), methods=methods, seeds=seeds, sets=sets, grid=grid, name=name or p.stem,
-                     executor=executor, options=options, source=str(p))
+                     executor=executor, options=options, source=str(p), force=force)
 
 
 def file_options(path: str | os.PathLike[str], executor: str) -> dict[str, Any]:
@@ -337,7 +341,18 @@ def expand(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = None) -
                 where = f" with {setting_label('', grid).strip()}" if grid else ""
                 raise ConfigError(f"preset {preset}{where}: {e}") from None
             for method in spec.methods or [own["train"]["method"]]:
+                if not spec.force:
+                    check_fits_the_setting(method, own)
                 for seed in spec.seeds:
                     cfg = load_preset(preset, {**base, "train.method": method, "train.seed": seed}, presets_dir)
                     plans.append(RunPlan(cfg["preset"], method, seed, grid, cfg))
     return plans
+
+
+def check_fits_the_setting(method: str, cfg: dict[str, Any]) -> None:
+    """A label-noise method (GLC, Co-teaching) on a preset whose only difficulty is class imbalance is
+    refused: it would correct noise that is not there. --force (or `force = true` in a sweep file) runs it."""
+    data = cfg["data"]
+    if METHODS[method].label_noise_only and data["noise"] == "none" and data["imbalance"] > 1:
+        raise ConfigError(f"{method} is a label-noise method and preset {cfg['preset']} has no label noise (class imbalance "
+                          f"{data['imbalance']:g} only); leave {method} out of --methods, or pass --force to run it anyway")

@@ -54,6 +54,14 @@ def check_sweep(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = No
         for device in dict.fromkeys(p.config["train"]["device"] for p in plans):
             check_device_available(device)
             slots = plan_slots(spec.options, device)
+    checked_logs: set[tuple[str, str]] = set()
+    for plan in plans:  # live logging: its extra installed, its MLflow server answering (once per destination)
+        log = (plan.config["train"]["log"], plan.config["train"]["log_to"])
+        if log[0] != "none" and log not in checked_logs:
+            from ..export.live import check_live_log
+
+            check_live_log(plan.config)
+            checked_logs.add(log)
     return CheckedSweep(spec, plans, slots)
 
 

@@ -148,4 +148,6 @@ def task_command(run_dir: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..fast_exit import exit_process
+
+    exit_process(main())
