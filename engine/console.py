@@ -35,12 +35,18 @@ def plain_line(event: dict[str, Any]) -> str | None:
     if kind == "log" and event.get("level") != "info":
         return f"{event['level']}: {event['message']}"
     if kind == "stopped":
-        return f"stopped ({event['reason']}) at epoch {event['epoch'] + 1}, iteration {event['iter']}; resume with `gdw resume`"
+        return f"stopped ({event['reason']}) at {stopped_at(event['epoch'], event['iter'])}; resume with `gdw resume`"
     if kind == "failure":
         return f"failed: {event['message']}"
     if kind == "run_end":
         return f"finished: final_acc={event['final_acc']:.2f} best_acc={event['best_acc']:.2f} in {event['wall_s']:.1f}s"
     return None
+
+
+def stopped_at(epoch: int, it: int) -> str:
+    """Where a stopped run stands, for people (1-based): the `stopped` event's 0-based epoch and the
+    iterations of it already done."""
+    return f"epoch {epoch + 1}, after iteration {it}" if it else f"the start of epoch {epoch + 1}"
 
 
 def one_line(e: BaseException) -> str:

@@ -143,7 +143,7 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {
             "message": "one line for humans",
             "traceback": "full Python traceback (null for divergence)",
             "epoch": "0-based epoch, or null before training",
-            "iter": "iteration within the epoch, or null",
+            "iter": "0-based iteration within the epoch, or null",
         },
     ),
 }

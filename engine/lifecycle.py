@@ -24,7 +24,7 @@ import torch
 from . import __version__
 from .allocator import keep_freed_memory
 from .config import ConfigError
-from .console import one_line
+from .console import one_line, stopped_at
 from .device import device_name, resolve_device
 from .events import SCHEMA_VERSION, EventWriter
 from .heartbeat import Heartbeat
@@ -95,7 +95,7 @@ def _execute(run: Run, resume: bool) -> dict[str, Any]:
         except StopRequested:
             run.checkpoint()
             run.emit("stopped", epoch=run.epoch, iter=run.iter, reason=STOP.reason)
-            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({STOP.reason}) at epoch {run.epoch + 1}, iteration {run.iter}")
+            run.update_summary(status="stopped", ended=time.time(), message=f"stopped ({STOP.reason}) at {stopped_at(run.epoch, run.iter)}")
             return read_summary(run.run_dir)
         final = run.final_acc()
         run.emit("run_end", final_acc=round(final, 4), best_acc=round(run.best_acc, 4), best_epoch=run.best_epoch,

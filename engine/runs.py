@@ -46,13 +46,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
-def create_run(runs_dir: Path, cfg: dict[str, Any]) -> Path:
-    """A new, unique run directory with config.toml and a `created` summary.
+def create_run(runs_dir: Path, cfg: dict[str, Any], tag: str = "") -> Path:
+    """A new, unique run directory with config.toml and a `created` summary. `tag` ends its name
+    (a sweep's grid values: `…-gdw-s1-outer_lr10`), so runs of one second differ by more than `-2`.
 
     mkdir is atomic, so concurrent launches (even in the same second) never share a directory.
     """
     ensure_runs_dir(runs_dir)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(cfg.get('preset', 'run'))}-{cfg['train']['method']}-s{cfg['train']['seed']}"
+    if tag:
+        base += f"-{_slug(tag)}"
     for n in range(1, 10000):
         run_dir = runs_dir / (base if n == 1 else f"{base}-{n}")
         try:

@@ -289,7 +289,7 @@ class Run:
         s.update(
             epoch=self.epoch, epochs=self.epochs, wall_s=round(self.wall(), 3), device=str(self.device),
             best_acc=None if self.best_epoch < 0 else round(self.best_acc, 4),
-            best_epoch=None if self.best_epoch < 0 else self.best_epoch,
+            best_epoch=None if self.best_epoch < 0 else self.best_epoch + 1,  # summary.json is for people: 1-based
             last_test_acc=self.history[-1]["test_acc"] if self.history else None, pid=os.getpid(),
             **self.method.summary(),
         )

@@ -21,7 +21,7 @@ from engine.sweep.spec import (
     PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
-from engine.sweep.executor import check_executor, preflight
+from engine.sweep.executor import check_executor, executor_text, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 from .plain_table import print_table
 
@@ -203,6 +203,7 @@ def sweep_cmd(
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
     yes: bool = typer.Option(False, "--yes", help=f"create a sweep of more than {CONFIRM_ABOVE} runs without asking (scripts)"),
     force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the sweep (presets, data, executor, device) and list its runs; create and run nothing"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
     slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per run"),
     slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", help="GPUs per task"),
@@ -241,7 +242,7 @@ def sweep_cmd(
         plans, slots = checked.plans, checked.slots
         confirm_size(len(plans), yes)
         root = runs_dir_from(runs_dir)
-        sweep = create_sweep(root, spec, plans)
+        sweep = None if dry_run else create_sweep(root, spec, plans)
     except ConfigError as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -250,6 +251,9 @@ def sweep_cmd(
     axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
                        f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
     where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
+    if sweep is None:
+        _print_dry_run(spec.name or spec.presets[0], plans, axes, where)
+        return
     console.print(f"sweep {sweep.id}: {len(plans)} runs ({axes}) on {where}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, sweep.run_dirs(), detach, wait))
 
@@ -263,6 +267,17 @@ def confirm_size(runs: int, yes: bool) -> None:
     if not typer.confirm(f"create {runs:,} runs?", default=False, err=True):
         err.print("nothing created", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _print_dry_run(name: str, plans: list, axes: str, where: str) -> None:
+    """`gdw sweep --dry-run`: what the sweep would run, after the same checks; nothing is created."""
+    out = _out()
+    out.print(f"dry run of sweep {name}: {len(plans)} runs ({axes}) on {where}; presets, data files, executor and "
+              "device checked; nothing created", markup=False, highlight=False, soft_wrap=True)
+    table = Table("setting", "method", "seed", "epochs", "device", box=None, pad_edge=False)
+    for p in plans:
+        table.add_row(p.setting, p.method, str(p.seed), str(p.config["train"]["epochs"]), str(p.config["train"]["device"]))
+    out.print(table)
 
 
 def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")) -> None:
@@ -312,7 +327,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     states = run_states(sweep, _job_states(sweep, make_executor))
     out = _out()
     head = Table(show_header=False, box=None, pad_edge=False)
-    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", f"{sweep.executor} {sweep.options or ''}".strip()),
+    for k, v in [("sweep", sweep.id), ("name", sweep.name), ("executor", executor_text(sweep.executor, sweep.options)),
                  ("scheduler", scheduler_line(sweep, states)),
                  ("directory", str(sweep.dir))]:
         head.add_row(k, v)

@@ -109,9 +109,16 @@ def nice_step(span: float, target_ticks: int) -> float:
     return 10 * mag
 
 
+LARGE = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))  # a diverged loss reaches 1e10 and more
+
+
 def format_tick(value: float, step: float) -> str:
+    if abs(value) >= 1e15:
+        return f"{value:.1e}"
     if abs(value) >= 10000:
-        return f"{value / 1000:.0f}k"
+        scale, suffix = next((s, x) for s, x in LARGE if abs(value) >= 10 * s)
+        decimals = min(2, max(0, -math.floor(math.log10(step / scale)))) if step > 0 else 0
+        return f"{value / scale:.{decimals}f}{suffix}"
     if step >= 1 or value == 0:
         return f"{value:.0f}"
     decimals = min(4, max(1, -math.floor(math.log10(step))))

@@ -29,6 +29,7 @@ from .repaint import RepaintScheduler
 from .run_follower import ALL_FACETS, RunFollower
 from .run_model import INFO, PROGRESS, WEIGHTS
 from .widgets.footer import Footer
+from .widgets.heatmap import Heatmap
 from .widgets.pane import Pane
 from .widgets.run_header import RunHeader
 
@@ -260,6 +261,24 @@ class DashboardScreen(Screen):
         if pane is not None:
             self.maximize(pane, container=False)
 
+    def csv_tables(self) -> dict:
+        """`e`: beside the charts' curves, the ω matrix (or with `h` the increase ratio) shown."""
+        omega = self.query_one(OmegaPane)
+        snap = self.run.ratio_snapshot() if omega.show_ratio else self.run.snapshot()
+        heatmap = self.query_one(Heatmap)
+        if snap is None or not heatmap.size_c:
+            return {}
+        c, labels = heatmap.size_c, heatmap.row_labels
+        if omega.show_ratio:  # [i][j]: the fraction of class j's samples whose ω_i went up
+            name, header = "increase_ratio", ("epoch", "omega_i", "class", "increase_ratio")
+            where: tuple = (snap.epoch + 1,)
+        else:  # [a][j]: the mean ω_j over samples with observed label a
+            name, header = "omega", ("epoch", "iteration", "label", "class", "omega")
+            where = (snap.epoch + 1, snap.iter + 1)
+        rows = [(*where, labels[a], labels[j], "" if heatmap.value_at(a, j) != heatmap.value_at(a, j) else heatmap.value_at(a, j))
+                for a in range(c) for j in range(c)]
+        return {name: (header, rows)}
+
     # --- which keys apply (the footer shows only these) -------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -267,8 +286,13 @@ class DashboardScreen(Screen):
             return self.run.stoppable()
         if action == "resume":
             return self.run.resume_refusal() is None
-        if action in ("maximize", "focus_pane"):
+        if action == "maximize":
             return not self.has_class("-narrow")  # narrow: every pane already fills the screen
+        if action == "focus_pane":  # maximised: 1–6 still work (the hidden show_group), unsaid
+            return not self.has_class("-narrow") and self.maximized is None
+        if action in ("toggle_ratio", "scrub") and self.maximized is not None:
+            # A maximised chart's own keys need the footer's room: these apply to the weight panes only.
+            return self.maximized.id in ("pane-omega", "pane-target", "pane-vnet")
         if action == "explain":
             return not self.check_action(str(parameters[0]), ())
         return True
@@ -279,8 +303,11 @@ class DashboardScreen(Screen):
         else:
             self.notify(f"run is {self.run.status}: nothing to stop", severity="warning")
 
-    def _footer_key(self) -> tuple[bool, ...]:
-        return tuple(bool(self.check_action(action, ())) for action in ("stop", "resume", "maximize"))
+    def _footer_key(self) -> tuple:
+        return (*(bool(self.check_action(action, ())) for action in ("stop", "resume", "maximize")), self.maximized)
+
+    def watch_maximized(self) -> None:
+        self._update_bindings()
 
     def _update_bindings(self) -> None:
         """Refresh the footer when what it offers changed: only then, since Textual rebuilds the

@@ -116,16 +116,16 @@ class OmegaPane(RunPane):
                 empty = "the increase ratio arrives at the end of the first epoch"
             heatmap.set_matrix(rsnap.increase_ratio if rsnap else None, m.num_classes, m.classes, 0.0, 1.0,
                                row_name="ω", col_name="class", empty_text=empty)
-            where = f" · epoch {rsnap.epoch + 1}" if rsnap else ""
-            self.set_title(f"Increase ratio{where} · {run.scrub_text()}")
+            # Which snapshot (and whether it is live) first: at 120 columns the end of a title is cut.
+            self.set_title(" · ".join(filter(None, ["Increase ratio", run.scrub_text(), f"epoch {rsnap.epoch + 1}" if rsnap else ""])))
             return
         snap = run.snapshot()
         empty = "waiting for the first weights snapshot"
         if not _has(m.method, "has_target_weights"):
             empty = f"{m.method} trains on plain cross-entropy: every weight is 1"
         heatmap.set_matrix(snap.omega if snap else None, m.num_classes, m.classes, row_name="label", col_name="ω", empty_text=empty)
-        where = f" · epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""
-        self.set_title(f"ω heatmap{where} · {run.scrub_text()}")
+        self.set_title(" · ".join(filter(None, ["ω" if snap else "ω heatmap", run.scrub_text(),
+                                                f"epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""])))
 
 
 class TargetPane(RunPane):

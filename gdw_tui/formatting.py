@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import time
 
-# status -> (symbol, colour); colours read on dark and light themes.
-STATUS_BADGES = {
-    "running": ("●", "#3fb950"),
-    "created": ("…", "#8b949e"),
-    "starting": ("…", "#8b949e"),
-    "finished": ("✓", "#58a6ff"),
-    "failed": ("✗", "#ff7b72"),
-    "stopped": ("■", "#e3b341"),
-    "stopping": ("■", "#e3b341"),
-    "interrupted": ("⏸", "#f0883e"),
+from engine.marks import STATUS_MARKS
+
+# status -> colour (reads on dark and light themes); the marks are engine.marks'.
+STATUS_COLOURS = {
+    "running": "#3fb950", "created": "#8b949e", "starting": "#8b949e", "finished": "#58a6ff", "failed": "#ff7b72",
+    "stopped": "#e3b341", "stopping": "#e3b341", "interrupted": "#f0883e", "queued": "#39c5cf", "missing": "#ff7b72",
 }
+STATUS_BADGES = {status: (STATUS_MARKS[status], colour) for status, colour in STATUS_COLOURS.items()}
 
 
 def format_duration(seconds: float | None) -> str:

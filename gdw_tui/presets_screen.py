@@ -15,7 +15,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.events import Key
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -23,6 +23,7 @@ from engine.config import LOG_BACKENDS, ConfigError, available_presets, load_pre
 from engine.method_table import METHODS, method_info
 from engine.runs import list_runs
 
+from .widgets.checkbox import Checkbox
 from .widgets.footer import Footer
 from .estimate import NO_ESTIMATE, Estimate, FinishedRun, estimate_run_time, finished_runs
 from .formatting import format_duration, plural
@@ -30,7 +31,7 @@ from .launch_form import FORM_FIELDS, validate
 from .messages import LaunchRequested, SweepRequested
 
 DEFAULT_PRESET = "digits-unif60"  # the embedded quick default: no download, a minute on a CPU
-KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark", "S"}  # global keys (and S, sweep) keep their meaning in the list
+KEYS_NOT_FILTERED = {"q", "r", "w", "question_mark", "S", "slash"}  # global keys (S: sweep, /: filter) keep their meaning in the list
 MARK = "● "  # before a preset marked for a sweep (space)
 # Presets that train in a minute or two on a CPU with no download: listed first, to try things out.
 QUICK_PREFIXES = ("digits-", "synthetic-")

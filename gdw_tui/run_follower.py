@@ -123,7 +123,7 @@ class RunFollower:
 
     def reading_failed(self, error: BaseException | None) -> None:
         self.read_error = f"{type(error).__name__}: {error}"
-        self.caught_up = True  # nothing more will come: the header stops saying `reading events…`
+        self.caught_up = True  # nothing more will come: the header stops saying `catching up…`
         self.applied()
 
     # --- status ----------------------------------------------------------------------------------
@@ -135,9 +135,11 @@ class RunFollower:
         if status == "running" and self.stop_requested:
             return "stopping"
         process = self.engine()
-        if status == "created" and process is not None:
-            return "starting" if process.poll() is None else "failed"
-        return status
+        if process is None or status == "running":
+            return status
+        if process.poll() is None and status in ("created", "stopped", "interrupted", "failed"):
+            return "starting"  # launched or resumed here, not locked yet: torch is still importing
+        return "failed" if status == "created" else status
 
     def update_status(self) -> str | None:
         """Read the status again; the previous one when it changed, else None."""

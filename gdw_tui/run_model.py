@@ -287,10 +287,12 @@ class RunModel:
 
     def _on_failure(self, e: dict[str, Any]) -> None:
         self.ended, self.failure = "failed", e
+        kind, message = e.get("kind", "error"), e.get("message", "")
         where = ""
-        if e.get("epoch") is not None:
-            where = f" at epoch {_one_based(e.get('epoch'))}" + (f" iter {e['iter']}" if e.get("iter") is not None else "")
-        self._log(e, "error", f"{e.get('kind', 'error')}{where}: {e.get('message', '')}")
+        if e.get("epoch") is not None:  # the event's are 0-based; people read 1-based
+            where = f" at epoch {_one_based(e.get('epoch'))}" + (f", iteration {_one_based(e['iter'])}" if e.get("iter") is not None else "")
+        # "diverged at epoch 1, iteration 4: …" says where already: not twice.
+        self._log(e, "error", message if message.startswith(kind + " at ") else f"{kind}{where}: {message}")
         self.dirty |= {PROGRESS, LOG}
 
     def _log(self, e: dict[str, Any], level: str, message: str) -> None:

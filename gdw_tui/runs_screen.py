@@ -14,9 +14,10 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config import SCHEMA, ConfigError, load_preset, resolved_arch
+from engine.changes import run_changes
+from engine.config import ConfigError
 from engine.rundir import can_stop, resume_refusal
-from engine.runs import archive_run, delete_run, list_runs, load_run_config, run_status
+from engine.runs import archive_run, delete_run, list_runs, run_status
 
 from .widgets.data_table import DataTable
 from .widgets.footer import Footer
@@ -24,45 +25,13 @@ from .formatting import badge, format_acc, format_started
 from .messages import ResumeRequested, StopRunRequested
 
 REFRESH_S = 2.0
-# What matters most comes first, so an 80-column terminal shows it without scrolling sideways.
-COLUMNS = ("", "status", "preset", "method", "seed", "epoch", "final", "best", "changes", "started", "run", "note")
-# Shown as `key=value` when the key names one field only (`epochs`), else as `section.key=value`.
-_SECTIONS_OF: dict[str, list[str]] = {}
-for _section, _fields in SCHEMA.items():
-    for _key in _fields:
-        _SECTIONS_OF.setdefault(_key, []).append(_section)
-
-
-OWN_COLUMNS = {"train.method", "train.seed"}  # listed in their own columns
+# What matters most comes first: the whole run id (what every command takes) at 120 columns.
+COLUMNS = ("", "status", "run", "preset", "method", "seed", "epoch", "final", "best", "changes", "sweep", "started", "note")
 CHANGES_WIDTH = 32  # longer changes end in … (the filter still searches all of them)
 
 
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def changes_from_preset(cfg: dict[str, Any], preset: dict[str, Any]) -> str:
-    """What a run's resolved config sets differently from its preset: `epochs=3 lr=0.05`."""
-    out = []
-    for section, fields in SCHEMA.items():
-        for key in fields:
-            value, default = cfg[section][key], preset[section][key]
-            if f"{section}.{key}" == "model.arch":  # `auto` and the model it stands for are the same
-                value, default = resolved_arch(cfg), resolved_arch(preset)
-            if value != default and f"{section}.{key}" not in OWN_COLUMNS:
-                name = key if len(_SECTIONS_OF[key]) == 1 else f"{section}.{key}"
-                shown = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
-                out.append(f"{name}={shown}")
-    return " ".join(out)
-
-
-def run_changes(run_dir: Path, presets_dir: str | None) -> str:
-    """changes_from_preset for a run directory; '?' when its config or its preset cannot be read."""
-    try:
-        cfg = load_run_config(run_dir)
-        return changes_from_preset(cfg, load_preset(cfg["preset"], None, presets_dir))
-    except ConfigError:
-        return "?"
 
 
 def run_row(run: dict[str, Any], marked: bool) -> tuple:
@@ -79,6 +48,7 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
     return (
         Text("✔" if marked else " ", style="bold"),
         Text(f"{symbol} {status}", style=color),
+        Text(run.get("run_id", ""), style="dim"),
         run.get("preset", ""),
         run.get("method", ""),
         Text(str(run.get("seed", "")), justify="right"),
@@ -86,8 +56,8 @@ def run_row(run: dict[str, Any], marked: bool) -> tuple:
         Text(format_acc(run.get("final_acc")), justify="right"),
         Text(format_acc(run.get("best_acc")), justify="right"),
         Text(shorten(run.get("changes", ""), CHANGES_WIDTH), style="#d2a8ff"),
+        Text(str(run.get("sweep") or ""), style="dim"),
         format_started(run.get("started") or run.get("created")),
-        Text(run.get("run_id", ""), style="dim"),
         Text(note, style="#ff7b72" if status == "failed" else ""),
     )
 
@@ -99,14 +69,14 @@ class RunsTable(DataTable):
 
 
 def matches(run: dict[str, Any], pattern: str) -> bool:
-    """The filter: every word appears in the run's id, preset, method, status or changes."""
-    text = " ".join(str(run.get(k, "")) for k in ("run_id", "preset", "method", "status", "changes")).lower()
+    """The filter: every word appears in the run's id, preset, method, status, changes or sweep."""
+    text = " ".join(str(run.get(k) or "") for k in ("run_id", "preset", "method", "status", "changes", "sweep")).lower()
     return all(word in text for word in pattern.lower().split())
 
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("space", "mark", "mark"),
+        Binding("space", "mark", "mark ↓"),  # it marks and moves to the next run: the footer says so
         Binding("c", "compare", "compare marked"),
         Binding("s", "stop", "stop"),
         Binding("R", "resume", "resume"),

@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.config import ConfigError
 from engine.method_table import METHODS
@@ -29,6 +29,7 @@ from engine.sweep.executor import EXECUTORS, check_executor
 from engine.sweep.spec import PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
 from engine.sweep.start import CheckedSweep, DataMissing, check_sweep
 
+from .widgets.checkbox import Checkbox
 from .formatting import plural
 
 DEFAULT_SEEDS = ",".join(str(s) for s in PAPER_SEEDS)

@@ -269,6 +269,15 @@ class SweepsScreen(Screen):
 
     # --- actions -------------------------------------------------------------------------------
 
+    def csv_tables(self) -> dict:
+        """`e`: the grid of the sweep shown, as on screen (marks, mean ± std of the finished seeds)."""
+        grid = self.query_one("#grid-table", DataTable)
+        if self.sweep_id is None or not grid.row_count:
+            return {}
+        header = [str(c.label) for c in grid.ordered_columns]
+        rows = [[str(cell) for cell in grid.get_row_at(i)] for i in range(grid.row_count)]
+        return {f"grid-{self.sweep_id}": (header, rows)}
+
     def action_stop_sweep(self) -> None:
         sweep = self.sweep()
         if sweep is None:
@@ -342,7 +351,18 @@ class ReportScreen(Screen):
     def compose(self) -> ComposeResult:
         from engine.sweep.report import collect, rich_table
 
+        self.report = collect(self.sweep.run_dirs())
         yield Static(f" Report · {self.sweep.id}", id="sweeps-title")
         with VerticalScroll():
-            yield Static(rich_table(collect(self.sweep.run_dirs())), id="report-table")
+            yield Static(rich_table(self.report), id="report-table")
         yield Footer()
+
+    def csv_tables(self) -> dict:
+        """`e`: the report as `gdw report --format csv` writes it."""
+        import csv
+        import io
+
+        from engine.sweep.report import to_csv
+
+        header, *rows = list(csv.reader(io.StringIO(to_csv(self.report))))
+        return {"report": (header, rows)}

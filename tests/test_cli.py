@@ -71,7 +71,7 @@ def test_gdw_stop_on_a_detached_run(tmp_path):
     assert (ckpt["epoch"], ckpt["iter"]) == (stop["epoch"], stop["iter"])
     s = read_summary(run_dir)
     assert s["status"] == "stopped" and run_status(run_dir) == "stopped"
-    assert s["message"] == f"stopped (SIGTERM) at epoch {stop['epoch'] + 1}, iteration {stop['iter']}"
+    assert s["message"] == f"stopped (SIGTERM) at epoch {stop['epoch'] + 1}, after iteration {stop['iter']}"
     again = cli("stop", name, *where)
     assert again.exit_code == 2 and again.stderr.strip() == f"error: run {name} is not running (status: stopped)"
 

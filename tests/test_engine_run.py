@@ -47,6 +47,8 @@ def test_last_line_is_final_accuracy_and_matches_summary(gdw_run):
     assert summary["final_acc"] == pytest.approx(sum(accs) / len(accs), abs=1e-4)  # mean of the last min(5, E)
     assert summary["best_acc"] == pytest.approx(max(accs), abs=1e-4)
     assert ev["run_end"][0]["final_acc"] == summary["final_acc"]
+    # summary.json is for people: its epochs are 1-based; the events keep their documented 0-based ones.
+    assert summary["best_epoch"] == accs.index(max(accs)) + 1 == ev["run_end"][0]["best_epoch"] + 1
 
 
 def test_every_event_is_versioned_and_documented(gdw_run):

@@ -162,7 +162,7 @@ def test_clean_stop_mid_epoch_checkpoints_and_resumes_exactly(lifecycle):
     assert stopped["reason"] == "SIGTERM" and stopped["epoch"] == 1 and 0 < stopped["iter"] < 14
     ckpt = job["checkpoint"]
     assert ckpt["epoch"] == 1 and ckpt["iter"] == stopped["iter"] > 0
-    assert job["summary"]["message"] == f"stopped (SIGTERM) at epoch 2, iteration {stopped['iter']}"
+    assert job["summary"]["message"] == f"stopped (SIGTERM) at epoch 2, after iteration {stopped['iter']}"
     assert "stopped" in job["show"].stdout
     check_exact_resume(lifecycle, "stop-gdw", "gdw")
     # The resumed segment starts at the stopped iteration: no step of epoch 2 before it is redone.

@@ -410,3 +410,15 @@ def test_hard_stop_sends_sigkill(tmp_path, cfg):
             proc.kill()
             proc.wait()
     assert not (run / "got-signal").exists()
+
+
+def test_every_summary_field_is_documented() -> None:
+    """docs/summary.md names every field the engine writes to summary.json (recorded real runs)."""
+    import re
+
+    documented = set(re.findall(r"`([a-z_]+)`", (Path(__file__).parents[1] / "docs" / "summary.md").read_text()))
+    written = set()
+    for summary in Path(__file__).parent.joinpath("fixtures", "recorded").glob("*/summary.json"):
+        written |= set(json.loads(summary.read_text()))
+    written |= {"sweep", "setting", "grid", "attempts"}  # sweep runs (engine.sweep.store, engine.sweep.task)
+    assert written and not written - documented, f"undocumented: {sorted(written - documented)}"

@@ -131,6 +131,17 @@ def test_runs_of_different_configs_are_never_one_cell(tmp_path):
     assert f"seed 1 ran 2 times ({first}, {second}); only {second} is counted" in r.stderr
 
 
+def test_a_report_without_gdw_has_no_empty_difference_column(tmp_path):
+    spec = SweepSpec(presets=["digits-clean"], methods=["erm", "mwnet"], seeds=[1, 10], name="baselines")
+    sweep = create_sweep(tmp_path, spec, expand(spec))
+    for i, e in enumerate(sweep.runs):
+        finish(tmp_path / e["run_id"], 90.0 + i)
+    r = runner.invoke(app, ["report", sweep.id, "--format", "md", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.stderr
+    header = r.stdout.splitlines()[0]
+    assert header == "| setting | erm | mwnet |"  # was `… | GDW − best baseline (95% CI) |`, empty in every row
+
+
 def test_best_baseline_is_chosen_from_every_baseline_and_never_an_ablation(tmp_path):
     """Roles come from engine.method_table: GLC and Co-teaching are baselines too (here GLC is the
     best), and the gdw-nozm ablation, though higher still, is never "the best baseline"."""

@@ -194,3 +194,24 @@ async def test_the_grid_fills_in_live_while_a_real_sweep_runs(tmp_path):
         accs = {e["method"]: read_summary(tmp_path / e["run_id"])["final_acc"] for e in sweep.runs}
         assert [str(c) for c in grid.get_row("digits-clean")] == ["digits-clean", f"✓ {accs['erm']:.2f}", f"✓ {accs['gdw']:.2f}"]
         assert [str(c) for c in app.screen.query_one("#sweeps-table", DataTable).get_row(sweep.id)][2:7] == ["2", "2", "0", "0", "0"]
+
+
+async def test_e_exports_the_grid_and_the_report_as_csv(runs):
+    import csv
+
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        (grid,) = (runs / "exports").glob(f"sweeps-*-grid-{SWEEP_ID}.csv")
+        rows = list(csv.reader(grid.open()))
+        assert rows[0] == ["setting", "erm", "gdw"] and rows[1] == ["digits-clean", "✓✓ 95.00±0.71", "✓✓ 96.50±0.35"]
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), what="the report")
+        await pilot.press("e")
+        await pilot.pause()
+        (report,) = (runs / "exports").glob("report-*-report.csv")
+        rows = list(csv.DictReader(report.open()))
+        clean_gdw = next(r for r in rows if r["setting"] == "digits-clean" and r["method"] == "gdw")
+        assert float(clean_gdw["mean"]) == pytest.approx(96.5) and clean_gdw["seeds"] == "1 10"

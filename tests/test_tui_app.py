@@ -95,7 +95,7 @@ async def test_ratio_toggle_and_scrubbing(fixture_runs: Path) -> None:
         await pilot.press("h")
         assert heatmap.value_at(2, 2) == pytest.approx(weights[-1]["increase_ratio"][2][2], abs=1e-6)
         assert (heatmap.lo, heatmap.hi) == (0.0, 1.0)
-        assert "Increase ratio · epoch 6" in screen_text(app)
+        assert f"Increase ratio · snapshot {len(weights)}/{len(weights)} · epoch 6" in screen_text(app)
         await pilot.press("h", "left_square_bracket", "left_square_bracket")
         assert f"snapshot {len(weights) - 2}/{len(weights)}" in screen_text(app)
         assert heatmap.value_at(0, 1) == pytest.approx(weights[-3]["omega"][0][1], abs=1e-6)
@@ -128,9 +128,9 @@ async def test_failed_run_shows_its_error_and_traceback(fixture_runs: Path) -> N
         await wait_caught_up(pilot)
         screen = app.screen
         assert screen.run.status == "failed"
-        assert screen.run.model.log[-1].message == "error at epoch 3 iter 24: RuntimeError: mat1 and mat2 shapes cannot be multiplied (100x64 and 32x10)"
+        assert screen.run.model.log[-1].message == "error at epoch 3, iteration 25: RuntimeError: mat1 and mat2 shapes cannot be multiplied (100x64 and 32x10)"
         log_text = "\n".join(line.text for line in screen.query_one(RichLog).lines)
-        assert "error at epoch 3 iter 24: RuntimeError" in log_text
+        assert "error at epoch 3, iteration 25: RuntimeError" in log_text
         assert "Traceback (most recent call last)" in log_text and 'trainer.py", line 188' in log_text
         text = screen_text(app)
         assert "FAILED" in text and "RuntimeError" in text  # narrow: the log tab opens by itself

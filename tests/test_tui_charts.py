@@ -271,8 +271,15 @@ async def test_export_writes_svg_and_csv_of_the_dashboard(runs: Path) -> None:
         await pilot.press("e")
         await pilot.pause()
         exports = runs / FINISHED_10 / "exports"
-        svgs, csvs = sorted(exports.glob("dashboard-*.svg")), sorted(exports.glob("dashboard-*.csv"))
+        svgs, csvs = sorted(exports.glob("dashboard-*.svg")), sorted(exports.glob("dashboard-*[0-9].csv"))
         assert len(svgs) == 1 and len(csvs) == 1 and svgs[0].stem == csvs[0].stem
+        # ω of the snapshot shown (the newest), beside the curves
+        weights = [e for e in read_events(runs / FINISHED_10 / "events.jsonl") if e["type"] == "weights"][-1]
+        with (exports / f"{svgs[0].stem}-omega.csv").open() as f:
+            omega = list(csv.DictReader(f))
+        assert len(omega) == 100 and list(omega[0]) == ["epoch", "iteration", "label", "class", "omega"]
+        assert {(r["epoch"], r["iteration"]) for r in omega} == {(str(weights["epoch"] + 1), str(weights["iter"] + 1))}
+        assert [float(r["omega"]) for r in omega] == pytest.approx([v for row in weights["omega"] for v in row], abs=1e-6)
         svg = svgs[0].read_text()
         assert svg.lstrip().startswith("<svg") and "FINISHED" in svg
         with csvs[0].open() as f:
@@ -286,7 +293,7 @@ async def test_export_writes_svg_and_csv_of_the_dashboard(runs: Path) -> None:
         app.screen.query_one("#loss-chart", LineChart).focus()
         await pilot.press("x", "e")
         await pilot.pause()
-        newest = max(exports.glob("dashboard-*.csv"), key=lambda p: p.stat().st_mtime_ns)
+        newest = max(exports.glob("dashboard-*[0-9].csv"), key=lambda p: p.stat().st_mtime_ns)
         with newest.open() as f:
             train = [r for r in csv.DictReader(f) if r["chart"] == "loss-chart" and r["curve"] == "train"]
         assert train[-1]["x_axis"] == "epoch" and float(train[-1]["x"]) == pytest.approx(6.0)

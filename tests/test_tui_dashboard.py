@@ -131,7 +131,7 @@ async def test_run_failed_at_setup_shows_its_config_in_the_header(tmp_path: Path
         assert "FAILED" in header[0]
         assert "noisy-labels · cifar10 · mwnet · seed 7" in header[0]
         assert "epoch 1/120" in header[1]
-        assert "?" not in "\n".join(header) and "reading events" not in "\n".join(header)
+        assert "?" not in "\n".join(header) and "catching up" not in "\n".join(header)
         assert "FileNotFoundError" in log_text(app.screen)
 
 
@@ -243,6 +243,17 @@ async def test_narrow_footer_has_no_maximize(fixture_runs: Path) -> None:
         assert "maximize" not in footer_keys(app) and "focus_pane" not in footer_keys(app)  # the tab bar shows 1–6
         await pilot.press("3")
         assert app.screen.active_group == "target"  # the keys still switch tabs
+
+
+async def test_the_omega_title_says_which_snapshot_at_120_columns(fixture_runs: Path) -> None:
+    """At the narrowest wide layout the end of the ω pane's title is cut: the snapshot (and `live`)
+    come first, so a scrubbed, not-live view says so."""
+    n = sum(e["type"] == "weights" for e in read_events(fixture_runs / FINISHED_10 / EVENTS))
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("left_square_bracket")
+        assert f"ω · snapshot {n - 1}/{n} · epoch" in screen_text(app)
 
 
 async def test_snapshot_count_runs_down_when_scrubbing_and_never_says_live_when_finished(fixture_runs: Path) -> None:
@@ -363,7 +374,7 @@ async def test_a_failing_reader_is_reported_and_the_app_stays_usable(fixture_run
         messages = [n.message for n in notifications(app)]
         assert any("stopped reading events.jsonl: OSError" in m and "Input/output error" in m for m in messages)
         assert "stopped reading events.jsonl: OSError" in log_text(screen)
-        assert "reading events" not in screen_text(app).splitlines()[1]
+        assert "catching up" not in screen_text(app).splitlines()[1]
         await pilot.press("6", "m")
         assert screen.maximized is not None and screen.maximized.id == "pane-log"
         await pilot.press("escape", "escape")
@@ -513,3 +524,46 @@ async def test_a_class_range_update_after_the_dashboard_closed_is_harmless(fixtu
         await wait_until(pilot, lambda: app.screen is not dashboard and not dashboard.is_attached, what="the dashboard to close")
         classes.show_range()  # must not raise
         assert app.is_running
+
+
+def test_a_run_resumed_here_is_starting_until_its_engine_locks_it(runs: Path) -> None:
+    """After R the engine imports torch for seconds before it locks the run: the header says
+    STARTING then, not the old STOPPED."""
+    import subprocess
+    import sys
+
+    from gdw_tui.run_follower import RunFollower
+
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        follower = RunFollower(runs / STOPPED, engine=lambda: engine)
+        assert follower.current_status() == "starting"
+    finally:
+        engine.kill()
+        engine.wait()
+    assert follower.current_status() == "stopped"  # the engine is gone without locking the run
+    assert RunFollower(runs / STOPPED).current_status() == "stopped"
+
+
+def test_the_header_says_catching_up_instead_of_an_old_speed() -> None:
+    model = RunModel()
+    model.apply_all(list(synth_events(run_id="r", preset="p", epochs=4, iters_per_epoch=10, stop_after_epochs=2, end="stopped"))[:-3])
+    model.it_s = 12.5
+    live = header_text(model, "running", time.time(), 160).plain
+    assert "12.5 it/s" in live and "catching up" not in live
+    reading = header_text(model, "running", time.time(), 160, reading=True).plain
+    assert "catching up…" in reading and "it/s" not in reading and "ETA" not in reading
+
+
+async def test_a_maximised_chart_has_its_whole_footer_and_1_to_6_still_work(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs, open_run=fixture_runs / FINISHED_10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_caught_up(pilot)
+        await pilot.press("1", "m")
+        await pilot.pause(0.2)
+        footer = screen_text(app).splitlines()[-1]
+        assert app.screen.maximized is not None and "x axis" in footer and "? help" in footer  # was cut: `… r ru`
+        await pilot.press("2")  # a pane key, unsaid while maximised, still goes to its pane
+        await pilot.pause(0.2)
+        assert app.screen.maximized is None and app.focused is app.screen.query_one(Heatmap)
+        assert "123456 pane" in screen_text(app).splitlines()[-1]

@@ -28,7 +28,8 @@ from gdw_tui.estimate import NO_ESTIMATE, estimate_run_time, finished_runs
 from gdw_tui.messages import LaunchRequested, ResumeRequested, StopRunRequested
 from gdw_tui.presets_screen import OTHER_HEADER, QUICK_HEADER, PresetList, PresetsScreen
 from gdw_tui.quit_screen import QuitScreen
-from gdw_tui.runs_screen import RunsScreen, changes_from_preset
+from engine.changes import changes_from_preset
+from gdw_tui.runs_screen import RunsScreen
 from gdw_tui.textual_compat import notifications
 
 
@@ -97,6 +98,15 @@ async def test_typing_filters_from_the_first_character_and_shows_the_first_match
         await pilot.press(*"100")
         assert screen.query_one("#filter", Input).value == "imb100"
         assert screen.selected == option_ids(screen)[0] == "cifar10-imb100"
+
+
+async def test_slash_in_the_preset_list_opens_the_filter_as_the_footer_says(fixture_runs: Path) -> None:
+    app = GdwApp(fixture_runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await pilot.press("slash", *"imb")
+        assert screen.query_one("#filter", Input).value == "imb"  # was `/imb`: no preset matched
+        assert option_ids(screen)[0] == "digits-imb"
 
 
 async def test_quick_presets_come_first_under_their_own_header(fixture_runs: Path) -> None:
@@ -307,6 +317,32 @@ def test_changes_from_the_preset() -> None:
     cfg = load_preset("digits-unif60", {"train.epochs": 3, "train.seed": 10, "data.noise_rate": 0.4, "model.arch": "auto"})
     # seed has its own column; `auto` is the preset's digits_mlp.
     assert changes_from_preset(cfg, preset) == "noise_rate=0.4 epochs=3"
+
+
+async def test_runs_list_at_120_columns_shows_whole_ids_and_the_sweep(fixture_runs: Path, tmp_path: Path) -> None:
+    from engine.sweep.spec import SweepSpec, expand
+    from engine.sweep.store import create_sweep
+
+    sweep = create_sweep(fixture_runs, SweepSpec(presets=["digits-clean"], methods=["erm"], seeds=[1], name="tiny"),
+                         expand(SweepSpec(presets=["digits-clean"], methods=["erm"], seeds=[1], name="tiny")))
+    try:
+        app = GdwApp(fixture_runs)
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await open_runs(app, pilot)
+            table = screen.query_one(DataTable)
+            assert "sweep" in [str(c.label) for c in table.ordered_columns]
+            text = screen_text(app)
+            assert FINISHED_10 in text and STOPPED in text  # whole, not `20251124…`
+            await pilot.press("slash", *sweep.id)  # the filter finds a sweep's runs
+            assert row_ids(screen) == [sweep.runs[0]["run_id"]]
+    finally:
+        from engine.runs import delete_run
+
+        for entry in sweep.runs:
+            delete_run(fixture_runs / entry["run_id"])
+        import shutil
+
+        shutil.rmtree(sweep.dir)
 
 
 async def test_runs_show_their_changes_and_filter(fixture_runs: Path) -> None:

@@ -263,3 +263,24 @@ def test_sweep_form_snapshot(snap_compare, runs, size):
         await wait_settled(pilot)
 
     assert snap_compare(GdwApp(runs), terminal_size=size, run_before=form_with_an_error)
+
+
+async def test_ticked_and_unticked_checkboxes_differ_without_colour() -> None:
+    from textual.app import App
+
+    from gdw_tui.textual_compat import screen_strips
+    from gdw_tui.widgets.checkbox import Checkbox
+
+    class Two(App):
+        def compose(self):
+            yield Checkbox("erm", True, compact=True)
+            yield Checkbox("gdw", False, compact=True)
+
+    app = Two()
+    async with app.run_test(size=(20, 3)) as pilot:
+        await pilot.pause()
+        lines = [strip.text for strip in screen_strips(app.screen)]
+        assert lines[0].startswith("▐✓▌ erm") and lines[1].startswith("▐ ▌ gdw")  # Textual's: `▐X▌` for both
+        app.query(Checkbox).last().toggle()
+        await pilot.pause()
+        assert [strip.text for strip in screen_strips(app.screen)][1].startswith("▐✓▌ gdw")

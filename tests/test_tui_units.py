@@ -345,3 +345,32 @@ def test_the_chart_renderer_is_pure() -> None:
     code = "import sys, gdw_tui.chart_render; print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_failure_lines_say_where_once_and_one_based() -> None:
+    from engine.events import make_event
+    from gdw_tui.run_model import RunModel
+
+    model = RunModel()
+    model.apply(make_event("failure", kind="diverged", message="diverged at epoch 1, iteration 4: non-finite loss or weight",
+                           traceback=None, epoch=0, iter=3))
+    assert model.log[-1].message == "diverged at epoch 1, iteration 4: non-finite loss or weight"
+    model.apply(make_event("failure", kind="error", message="RuntimeError: boom", traceback=None, epoch=2, iter=23))
+    assert model.log[-1].message == "error at epoch 3, iteration 24: RuntimeError: boom"
+
+
+def test_a_stopped_line_says_where_one_based() -> None:
+    from engine.console import plain_line
+
+    line = plain_line({"type": "stopped", "epoch": 716, "iter": 5, "reason": "SIGTERM"})
+    assert line == "stopped (SIGTERM) at epoch 717, after iteration 5; resume with `gdw resume`"
+    assert "the start of epoch 3" in plain_line({"type": "stopped", "epoch": 2, "iter": 0, "reason": "SIGTERM"})
+
+
+def test_ticks_of_a_diverged_loss_stay_short() -> None:
+    from gdw_tui.chart_render import format_tick
+
+    assert format_tick(35e9, 5e9) == "35G"  # was `35000000k`
+    assert format_tick(12500, 500) == "12.5k" and format_tick(12000, 2000) == "12k"
+    assert format_tick(2.5e16, 1e16) == "2.5e+16"
+    assert all(len(format_tick(v * 10 ** k, 10 ** k)) <= 7 for k in range(4, 20) for v in (1, 3.5, 9.9))

@@ -25,6 +25,12 @@ def check_executor(name: str) -> str:
     return name
 
 
+def executor_text(name: str, options: dict[str, Any]) -> str:
+    """`local (workers=2)`, `slurm (partition=gpu, gpus=1)`: an executor and its options for people."""
+    shown = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in (options or {}).items())
+    return f"{name} ({shown})" if shown else name
+
+
 class Executor(Protocol):
     name: str  # "local" | "slurm"
 

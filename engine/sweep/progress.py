@@ -7,10 +7,12 @@ from typing import Any
 
 from ..config import METHODS
 from ..runs import read_summary
+from ..marks import STATUS_MARKS
 from .store import Sweep, counts, run_states
 
-MARKS = {"finished": ("●", "green"), "running": ("●", "yellow"), "failed": ("✗", "red"), "created": ("·", "dim"),
-         "queued": ("○", "cyan"), "stopped": ("◐", "magenta"), "interrupted": ("◌", "red"), "missing": ("?", "red")}
+_COLOURS = {"finished": "green", "running": "yellow", "failed": "red", "created": "dim", "queued": "cyan",
+            "stopped": "magenta", "interrupted": "red", "missing": "red"}
+MARKS = {status: (STATUS_MARKS[status], colour) for status, colour in _COLOURS.items()}
 PLAIN_EVERY_S = 30.0
 
 

@@ -328,15 +328,19 @@ DIFF_HEADER = f"{PROPOSED.upper()} − best baseline (95% CI)"
 
 
 def table_rows(report: Report, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
-    header = ["setting"] + report.methods + [DIFF_HEADER]
+    """The table's header and rows; the GDW − best baseline column only when some row has one
+    (a sweep without GDW, or without a baseline, has none)."""
+    diffs = [fmt_diff(row.gdw_vs_best_baseline()) for row in report.rows]
+    with_diff = any(diffs)
+    header = ["setting"] + report.methods + ([DIFF_HEADER] if with_diff else [])
     body = []
-    for row in report.rows:
+    for row, diff in zip(report.rows, diffs):
         best = row.best_method()
         cells = []
         for m in report.methods:
             text = fmt_cell(row.cells.get(m), row.reference.get(m))
             cells.append(f"{bold[0]}{text}{bold[1]}" if m == best and text else text)
-        body.append([row.setting] + cells + [fmt_diff(row.gdw_vs_best_baseline())])
+        body.append([row.setting] + cells + ([diff] if with_diff else []))
     return header, body
 
 

@@ -89,6 +89,11 @@ class RunPlan:
         return setting_label(self.preset, self.grid)
 
 
+def grid_tag(grid: dict[str, Any]) -> str:
+    """The grid values in a run's name: `outer_lr10-noise_rate0.4` (empty without a grid)."""
+    return "-".join(f"{k.rsplit('.', 1)[-1]}{fmt_value(v)}" for k, v in grid.items())
+
+
 def setting_label(preset: str, grid: dict[str, Any]) -> str:
     """A row of the report: the preset and any grid values, e.g. `cifar10-unif40 train.outer_lr=10`."""
     return " ".join([preset] + [f"{k}={fmt_value(v)}" for k, v in grid.items()])

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from ..config import ConfigError
 from ..heartbeat import status_with_job
 from ..runs import atomic_write_text, create_run, ensure_runs_dir, lock_held, read_summary, run_status, try_lock, write_summary
-from .spec import RunPlan, SweepSpec
+from .spec import RunPlan, SweepSpec, grid_tag
 from .task import claimed
 
 SWEEPS = "sweeps"
@@ -111,7 +111,7 @@ def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan]) -> Sweep
         assert sweep_dir is not None
         entries = []
         for plan in plans:
-            run_dir = create_run(runs_dir, plan.config)
+            run_dir = create_run(runs_dir, plan.config, tag=grid_tag(plan.grid))
             made.append(run_dir)
             summary = read_summary(run_dir)
             summary.update(sweep=sweep_dir.name, setting=plan.setting, grid=plan.grid)

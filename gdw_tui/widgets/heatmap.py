@@ -260,7 +260,7 @@ class Heatmap(Widget, can_focus=True):
         if not self.size_c:
             return ""
         if self.cell_mode:
-            return "whole"
+            return "a cell per class"
         b = self.block
         return f"zoom 1:{b}" + (" (fit)" if self.zoom is None else "")
 
@@ -388,7 +388,7 @@ class Heatmap(Widget, can_focus=True):
             segs.append(Segment(" ", Style(bgcolor=_rich_rgb(rgb))))
         segs.append(Segment(f" {hi}", base + MUTED))
         if self._has_missing:
-            segs.append(Segment("  · none", base + MUTED))
+            segs.append(Segment("  · blank: no samples", base + MUTED))
         if zoom:
             segs.append(Segment(f"  {zoom}", base + MUTED))
         return segs

@@ -41,12 +41,14 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     line2.append("█" * filled, style=color)
     line2.append("░" * (bar_w - filled), style="dim")
     bits = []
+    if reading:  # the epoch and speed are old until the reader reaches the end of the file
+        line2.append(" catching up…", style="italic #e3b341")
     if model.iters_per_epoch and model.iter >= 0:
         bits.append(f"it {model.iter + 1}/{model.iters_per_epoch}")
-    if model.it_s is not None and not model.ended:
+    if model.it_s is not None and not model.ended and not reading:
         bits.append(format_speed(model.it_s))
     bits.append(f"elapsed {format_duration(model.elapsed(now))}")
-    eta = model.eta() if status == "running" else None
+    eta = model.eta() if status == "running" and not reading else None
     if eta is not None:
         bits.append(f"ETA {format_duration(eta)}" + (f" ({format_clock(now + eta)})" if now is not None else ""))
     if model.best_acc is not None:
@@ -54,8 +56,6 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     if model.final_acc is not None:
         bits.append(f"final {format_acc(model.final_acc)}")
     line2.append(" " + " · ".join(bits))
-    if reading:
-        line2.append("  reading events…", style="italic dim")
     text = Text("\n").join([line1, line2])
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
