@@ -22,7 +22,7 @@ from gdw_cli.main import app
 
 sys.path.insert(0, str(Path(__file__).parent))
 from export_support import (  # noqa: E402
-    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, f32, free_port, make_sweep, mlflow_server, tensorboard_server, tool,
+    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, f32, free_port, make_sweep, mlflow_fixture, tensorboard_server, tool,
 )
 
 runner = CliRunner()
@@ -108,11 +108,7 @@ def test_tensorboard_serves_the_events_values_once_each(sweep_runs, tmp_path):
 # --- MLflow ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlflow(tmp_path_factory):
-    server = mlflow_server(tmp_path_factory.mktemp("mlflow"))
-    yield server
-    server.stop()
+mlflow = pytest.fixture(scope="module")(mlflow_fixture)
 
 
 def test_mlflow_gets_a_parent_run_with_nested_runs_and_each_point_once(sweep_runs, mlflow, tmp_path):
