@@ -50,11 +50,30 @@ def _setup(method: str, arch: str, num_classes: int, device: torch.device, chann
         from .bench_naive import NaiveGDW
 
         return NaiveGDW(model, build, num_classes, opt), in_shape
-    m = make_method(method, model, num_classes, opt)
-    if compile_ and method == "erm":
-        # torch.compile applies to the plain forward; the meta methods' functional passes stay eager.
-        m.model = torch.compile(model)
+    extra = {}
+    if method == "coteach":  # its second network, drawn after the first (as a run draws them)
+        net2 = build().to(device)
+        if channels_last and len(in_shape) == 3:
+            net2 = net2.to(memory_format=torch.channels_last)
+        extra = {"model2": net2, "optimizer2": torch.optim.SGD(net2.parameters(), lr=train["lr"], momentum=train["momentum"],
+                                                               weight_decay=train["weight_decay"]), "forget_rate": 0.5}
+    m = make_method(method, model, num_classes, opt, **extra)
+    if method == "glc":
+        # Timed in phase 2 (the corrected loss; phase 1 is ERM): a Ĉ with some corruption off the diagonal.
+        eye = torch.eye(num_classes, dtype=torch.float64)
+        m.c_hat = 0.6 * eye + 0.4 / num_classes
+    if compile_:
+        m.compile_training_forward()  # the plain forwards; the meta methods' functional passes stay eager
     return m, in_shape
+
+
+def _batch(method: str, x, y, xm, ym):
+    """The step's arguments: GLC joins 2% trusted samples to its batch (as a CIFAR run does, §9 of
+    docs/algorithm.md); the meta methods take a meta batch; the others ignore it."""
+    if method == "glc":
+        k = max(1, round(0.02 * len(y)))
+        return x, y, xm[:k], ym[:k]
+    return x, y, xm, ym
 
 
 def time_methods(
@@ -83,7 +102,7 @@ def time_methods(
         ym = torch.randint(0, num_classes, (batch_size,), generator=g).to(dev)
         if channels_last and len(in_shape) == 3:
             x, xm = x.contiguous(memory_format=torch.channels_last), xm.contiguous(memory_format=torch.channels_last)
-        steps[method] = (m, (x, y, xm, ym))
+        steps[method] = (m, _batch(method, x, y, xm, ym))
     times: dict[str, list[float]] = {method: [] for method in methods}
     for i in range(warmup + iters):
         progress(f"round {i + 1}/{warmup + iters}{' (warm-up)' if i < warmup else ''}: one iteration of each method")
@@ -165,6 +184,8 @@ def run_bench(
     }
     if "gdw" in by_name and "mwnet" in by_name:
         out["gdw_over_mwnet"] = by_name["gdw"]["median_s"] / by_name["mwnet"]["median_s"]
+    if "insw" in by_name and "mwnet" in by_name:
+        out["insw_over_mwnet"] = by_name["insw"]["median_s"] / by_name["mwnet"]["median_s"]
     if "gdw" in by_name and "gdw-naive" in by_name:
         out["naive_over_gdw"] = by_name["gdw-naive"]["median_s"] / by_name["gdw"]["median_s"]
     if augmentation:

@@ -457,6 +457,8 @@ def bench(
     console.print(table)
     if "gdw_over_mwnet" in result:
         console.print(f"gdw / mwnet = {result['gdw_over_mwnet']:.3f}", markup=False)
+    if "insw_over_mwnet" in result:
+        console.print(f"insw / mwnet = {result['insw_over_mwnet']:.3f}", markup=False)
     if "naive_over_gdw" in result:
         console.print(f"gdw-naive / gdw = {result['naive_over_gdw']:.2f} (speed-up of the lean meta step)", markup=False)
     if "augmentation" in result:

@@ -88,6 +88,7 @@ class Curve:
     color: str
     times: Sequence[float] | None = None
     x_info: XInfo | None = None
+    legend: bool = True  # False: drawn but not listed (the second edge of a band)
     style: Style = field(init=False)
 
     def __post_init__(self) -> None:
@@ -281,17 +282,20 @@ def _legend(curves: Sequence[Curve], width: int, base: Style, monochrome: bool =
     segs: list[Segment] = []
     used = 0
     for i, c in enumerate(curves):
+        if not c.legend:
+            continue
         glyph = line_style(i)[0] if monochrome else "──"
         text = f"{glyph} {c.label}{'' if c.points else ' (no data)'}  "
         if len(text) > width:
             text = text[:width - 3] + "…  "
         if used + len(text) > width and segs:
             if len(rows) + 1 == max_rows:
-                more = f"+{len(curves) - i} more"
+                left = sum(1 for c in curves[i:] if c.legend)
+                more = f"+{left} more"
                 if used + len(more) > width:
                     segs.pop()
                     used = sum(len(s.text) for s in segs)
-                    more = f"+{len(curves) - i + 1} more"
+                    more = f"+{left + 1} more"
                 segs.append(Segment(more, base + MUTED))
                 used += len(more)
                 break

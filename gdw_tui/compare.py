@@ -2,10 +2,15 @@
 
 Runs of different lengths share an epoch axis by default (`x` on a chart switches to % of
 training, so a 3-epoch and a 200-epoch run span the same width, or to iterations or wall time).
+Runs that share a setting (the same config but for the seed) are drawn on the accuracy chart as
+their mean with a ±1 standard deviation band, one per setting; the table still lists every run.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import statistics
 from pathlib import Path
 
 from rich.text import Text
@@ -64,6 +69,64 @@ def run_names(models: list[RunModel]) -> list[str]:
             for name, m in zip(names, models)]
 
 
+def setting_key(model: RunModel) -> str:
+    """Runs with the same key differ only by their seed."""
+    cfg = {section: dict(fields) for section, fields in (model.config or {}).items() if isinstance(fields, dict)}
+    cfg.get("train", {}).pop("seed", None)
+    return json.dumps([model.preset, model.method, cfg], sort_keys=True, default=str)
+
+
+def mean_and_band(series: list[list[tuple[float, float]]]) -> tuple[list, list, list]:
+    """At each x some run reached: the mean over the runs there, and mean ∓ 1 sample standard deviation
+    (the band is the mean where one run alone reached that x)."""
+    at: dict[float, list[float]] = {}
+    for points in series:
+        for x, y in points:
+            if math.isfinite(y):
+                at.setdefault(x, []).append(y)
+    mean, low, high = [], [], []
+    for x in sorted(at):
+        ys = at[x]
+        m = statistics.fmean(ys)
+        sd = statistics.stdev(ys) if len(ys) > 1 else 0.0
+        mean.append((x, m))
+        low.append((x, m - sd))
+        high.append((x, m + sd))
+    return mean, low, high
+
+
+def dimmed(color: str, factor: float = 0.55) -> str:
+    """A darker shade of a #rrggbb colour, for a band around a curve of that colour."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#{:02x}{:02x}{:02x}".format(*(round(v * factor) for v in (r, g, b)))
+
+
+def accuracy_curves(names: list[str], models: list[RunModel], colors: list[str]) -> tuple[list[Curve], bool]:
+    """One curve per run; or, where runs share a setting, their mean and a ±1 sd band (True then)."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(models):
+        groups.setdefault(setting_key(m), []).append(i)
+    if all(len(members) == 1 for members in groups.values()):
+        return [Curve(n, m.test_acc, c, x_info=XInfo.of_run(m, "epoch")) for n, m, c in zip(names, models, colors)], False
+    # A setting is named by what differs between the settings shown (preset, method), as the runs are.
+    reps = [models[members[0]] for members in groups.values()]
+    fields = [lambda m: m.preset or "?", lambda m: m.method or "?"]
+    varying = [f for f in fields if len({f(m) for m in reps}) > 1] or fields
+    curves = []
+    for members in groups.values():
+        first, color = models[members[0]], colors[members[0]]
+        info = XInfo.of_run(first, "epoch")
+        if len(members) == 1:
+            curves.append(Curve(names[members[0]], first.test_acc, color, x_info=info))
+            continue
+        name = "/".join(f(first) for f in varying)
+        mean, low, high = mean_and_band([models[i].test_acc.points() for i in members])
+        curves.append(Curve(f"{name} mean of {len(members)}", mean, color, x_info=info))
+        curves.append(Curve("±1 sd", high, dimmed(color), x_info=info))
+        curves.append(Curve("", low, dimmed(color), x_info=info, legend=False))
+    return curves, True
+
+
 class CompareScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "back")]
 
@@ -117,7 +180,10 @@ class CompareScreen(Screen):
         colors = [curve_color(i) for i in range(len(models))]
         acc = self.query_one("#compare-acc", LineChart)
         acc.empty_text = "no run has finished an epoch"
-        acc.set_curves([Curve(n, m.test_acc, c, x_info=XInfo.of_run(m, "epoch")) for n, m, c in zip(names, models, colors)])
+        curves, banded = accuracy_curves(names, models, colors)
+        acc.set_curves(curves)
+        if banded:
+            self.query_one("#compare-acc-pane", Pane).border_title = "Test accuracy % · mean ± 1 sd of runs sharing a setting"
         loss = self.query_one("#compare-loss", LineChart)
         loss.empty_text = "no training steps recorded"
         loss.set_curves([Curve(n, m.loss, c, x_info=XInfo.of_run(m, "iteration")) for n, m, c in zip(names, models, colors)])

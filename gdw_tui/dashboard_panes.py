@@ -16,7 +16,7 @@ from engine.method_table import method_info
 from engine.runs import LOG as ENGINE_LOG, read_summary
 
 from .run_follower import RunFollower
-from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, WEIGHTS
+from .run_model import ACCURACY, CLASSES, INFO, LOG, LOSS, WEIGHTS, flat_matrix
 from .widgets.class_bars import ClassBars
 from .widgets.heatmap import Heatmap
 from .widgets.histogram import HistGroup, Histograms
@@ -84,6 +84,8 @@ class AccuracyPane(RunPane):
     def update(self, run: RunFollower) -> None:
         m = run.model
         curves = [Curve("test", m.test_acc, curve_color(0))]
+        if len(m.net2_acc):  # Co-teaching: the run's accuracy is network 1's; network 2's beside it
+            curves = [Curve("test net 1", m.test_acc, curve_color(0)), Curve("test net 2", m.net2_acc, curve_color(3))]
         if len(m.meta_acc):
             curves.append(Curve("meta", m.meta_acc, curve_color(1)))
         curves.append(Curve("train*", m.train_acc, curve_color(2)))
@@ -119,6 +121,9 @@ class OmegaPane(RunPane):
             # Which snapshot (and whether it is live) first: at 120 columns the end of a title is cut.
             self.set_title(" · ".join(filter(None, ["Increase ratio", run.scrub_text(), f"epoch {rsnap.epoch + 1}" if rsnap else ""])))
             return
+        if _has_phases(m.method):
+            self._show_c_hat(m, heatmap)
+            return
         snap = run.snapshot()
         empty = "waiting for the first weights snapshot"
         if not _has(m.method, "has_target_weights"):
@@ -126,6 +131,28 @@ class OmegaPane(RunPane):
         heatmap.set_matrix(snap.omega if snap else None, m.num_classes, m.classes, row_name="label", col_name="ω", empty_text=empty)
         self.set_title(" · ".join(filter(None, ["ω" if snap else "ω heatmap", run.scrub_text(),
                                                 f"epoch {snap.epoch + 1} it {snap.iter + 1}" if snap else ""])))
+
+
+    def _show_c_hat(self, m, heatmap: Heatmap) -> None:
+        """GLC: its estimate Ĉ[i][j] ≈ p(observed j | true i), once phase 1 ended (the true matrix is beside it)."""
+        c = m.num_classes
+        heatmap.set_matrix(flat_matrix(m.c_hat, c), c, m.classes, 0.0, 1.0, row_name="true", col_name="observed",
+                           empty_text=f"Ĉ is estimated on the clean set after epoch {m.glc_phase1_epochs()} (phase 1)")
+        error = c_hat_error(m)
+        self.set_title("Ĉ, GLC's estimate" + (f" · mean |Ĉ−T| {error:.4f}" if error is not None else ""))
+
+
+def _has_phases(method: str) -> bool:
+    return getattr(method_info(method), "phases", 1) > 1
+
+
+def c_hat_error(m) -> float | None:
+    """Mean |Ĉ − T| over the C×C entries, T the matrix the run's noise was drawn from (identity without noise)."""
+    c = m.num_classes
+    if not m.c_hat or not c:
+        return None
+    truth = (m.noise or {}).get("matrix") or [[float(i == j) for j in range(c)] for i in range(c)]
+    return sum(abs(m.c_hat[i][j] - truth[i][j]) for i in range(c) for j in range(c)) / c**2
 
 
 class TargetPane(RunPane):
@@ -139,9 +166,17 @@ class TargetPane(RunPane):
     def compose(self) -> ComposeResult:
         yield LineChart(x_modes=ITER_AXES, x_format=_int_tick, id="target-chart")
         yield Histograms(id="target-hist")
+        yield Heatmap(id="true-matrix")  # GLC: the true corruption matrix, beside Ĉ
 
     def update(self, run: RunFollower) -> None:
         m = run.model
+        glc = _has_phases(m.method)
+        self.query_one(LineChart).display = self.query_one(Histograms).display = not glc
+        self.query_one("#true-matrix", Heatmap).display = glc
+        if glc:
+            self._show_true_matrix(m)
+            return
+        self.set_title("Target weight: clean vs corrupted")
         chart = self.query_one(LineChart)
         chart.empty_text = "no target weights yet" if _has(m.method, "has_target_weights") else f"{m.method}: every weight is 1"
         chart.set_curves([
@@ -160,10 +195,20 @@ class TargetPane(RunPane):
             hist.set_histograms([], [])
 
 
+    def _show_true_matrix(self, m) -> None:
+        c = m.num_classes
+        truth = (m.noise or {}).get("matrix")
+        if truth is None and c:
+            truth = [[float(i == j) for j in range(c)] for i in range(c)]  # labels left uncorrupted
+        self.query_one("#true-matrix", Heatmap).set_matrix(flat_matrix(truth, c), c, m.classes, 0.0, 1.0,
+                                                          row_name="true", col_name="observed")
+        self.set_title("True corruption matrix T (the run's noise)")
+
+
 class VNetPane(RunPane):
     """MW-Net's weighting function V(ℓ): the first snapshot's curve and the one shown."""
 
-    FACETS = frozenset({WEIGHTS, INFO})
+    FACETS = frozenset({WEIGHTS, INFO, ACCURACY})  # ACCURACY: Co-teaching's epoch curves
 
     def __init__(self) -> None:
         super().__init__(title="V(ℓ) weighting function", group="vnet", id="pane-vnet")
@@ -174,6 +219,9 @@ class VNetPane(RunPane):
     def update(self, run: RunFollower) -> None:
         m = run.model
         chart = self.query_one(LineChart)
+        if _has(m.method, "selects_samples") is True:
+            self._show_selection(m, chart)
+            return
         if not _has(m.method, "has_weighting_network"):
             chart.empty_text = f"{m.method} has no weighting network V"
         else:
@@ -186,6 +234,18 @@ class VNetPane(RunPane):
                 curves.append(Curve("first", list(zip(first["loss"], first["weight"])), "#6e7681"))
             curves.append(now)
         chart.set_curves(curves, y_range=(0.0, 1.0))
+
+    def _show_selection(self, m, chart: LineChart) -> None:
+        """Co-teaching has no V: its own diagnostic instead, per epoch — the fraction of each network's kept
+        samples whose label is right, and the fraction of each batch dropped (R(e))."""
+        chart.x_label = "epoch"
+        chart.empty_text = "label precision arrives after the first epoch"
+        self.set_title(_selection_title(m))
+        chart.set_curves([
+            Curve("precision net 1", m.precision1, CLEAN),
+            Curve("precision net 2", m.precision2, curve_color(3)),
+            Curve("forget rate", m.forget_rate, CORRUPTED),
+        ], y_range=(0.0, 100.0))
 
 
 class ClassesPane(RunPane):
@@ -289,6 +349,11 @@ class LogPane(RunPane):
             for line in lines:
                 self.run_log.write(line)
         return True
+
+
+def _selection_title(m) -> str:
+    last = m.precision1.last()
+    return "Label precision % · forget rate %" + (f" · net 1 {last[1]:.1f}" if last else "")
 
 
 def dashboard_panes() -> list[RunPane]:

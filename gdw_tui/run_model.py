@@ -107,6 +107,13 @@ class RunModel:
     clean_weight: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
     corrupted_weight: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
     per_class_acc: list[float] = field(default_factory=list)
+    # What a method adds to its epoch events (events schema 1.2): Co-teaching's second network, the
+    # label precision of each network's selection and the forget rate (percent); GLC's estimate Ĉ.
+    net2_acc: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
+    precision1: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
+    precision2: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
+    forget_rate: BoundedSeries = field(default_factory=lambda: BoundedSeries(CURVE_POINTS))
+    c_hat: list[list[float]] | None = None
 
     snapshots: list[Snapshot] = field(default_factory=list)
     first_vnet: dict[str, Any] | None = None  # V(ℓ) of the first snapshot, kept whatever thinning drops
@@ -115,6 +122,11 @@ class RunModel:
     log_total: int = 0  # log lines ever appended (the deque keeps the newest)
     events_read: int = 0
     dirty: set[str] = field(default_factory=set)
+
+    def glc_phase1_epochs(self) -> int:
+        """GLC's phase-1 epochs: train.glc_phase1_epochs, 0 meaning half the run's (docs/algorithm.md §9)."""
+        train = self.config.get("train") or {}
+        return int(train.get("glc_phase1_epochs") or 0) or self.epochs // 2
 
     @property
     def num_classes(self) -> int:
@@ -190,7 +202,8 @@ class RunModel:
         first_epoch, first_iter = self.first_vnet_at
         if (first_iter >= done_iters) if self.iters_per_epoch else (first_epoch >= done):
             self.first_vnet = None  # that work is redone: the first curve comes again
-        for s in (self.test_acc, self.train_acc, self.meta_acc):
+        for s in (self.test_acc, self.train_acc, self.meta_acc, self.net2_acc, self.precision1, self.precision2,
+                  self.forget_rate):
             _truncate(s, done + 1)  # epoch points sit at x = epoch + 1
         self.epoch_seconds = self.epoch_seconds[:done]
         self.epochs_done = min(self.epochs_done, done)
@@ -252,6 +265,18 @@ class RunModel:
                 series.append(x, e[key], e.get("t"))
         if e.get("per_class_acc"):
             self.per_class_acc = [float(v) if _is_number(v) else math.nan for v in e["per_class_acc"]]
+        accs, precision = e.get("net_accs"), e.get("label_precision")
+        if isinstance(accs, list) and len(accs) > 1 and _is_number(accs[1]):
+            self.net2_acc.append(x, accs[1], e.get("t"))
+        if isinstance(precision, list):
+            for series, value in zip((self.precision1, self.precision2), precision):
+                if _is_number(value):
+                    series.append(x, 100 * value, e.get("t"))
+        if _is_number(e.get("forget_rate")):
+            self.forget_rate.append(x, 100 * e["forget_rate"], e.get("t"))
+        if isinstance(e.get("c_hat"), list):
+            self.c_hat = e["c_hat"]
+            self.dirty |= {WEIGHTS}
         if _is_number(e.get("best_acc")):
             self.best_acc = float(e["best_acc"])
         if _is_number(e.get("epoch_s")):

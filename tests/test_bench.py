@@ -41,18 +41,18 @@ def test_naive_gdw_computes_the_same_numbers_as_the_engine():
 
 
 def test_bench_json_reports_every_method_with_ratios():
-    result = runner.invoke(app, ["bench", "--json", "--arch", "digits_mlp", "--methods", "erm,mwnet,gdw,gdw-naive",
+    result = runner.invoke(app, ["bench", "--json", "--arch", "digits_mlp", "--methods", "erm,mwnet,glc,coteach,insw,gdw,gdw-naive",
                                  "--iters", "2", "--warmup", "0", "--no-augmentation"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     names = [m["method"] for m in data["methods"]]
-    assert names == ["erm", "mwnet", "gdw", "gdw-naive"]
+    assert names == ["erm", "mwnet", "glc", "coteach", "insw", "gdw", "gdw-naive"]
     erm = data["methods"][0]
     assert erm["x_erm"] == 1.0
     for m in data["methods"]:
         assert m["iters"] == 2 and 0 < m["min_s"] <= m["median_s"] <= m["max_s"]
         assert m["x_erm"] == m["median_s"] / erm["median_s"]
-    assert data["gdw_over_mwnet"] > 0 and data["naive_over_gdw"] > 0
+    assert data["gdw_over_mwnet"] > 0 and data["naive_over_gdw"] > 0 and data["insw_over_mwnet"] > 0
     assert data["device"] == "cpu" and data["arch"] == "digits_mlp"
     # Progress while it measures goes to stderr, step by step, and stays out of the JSON on stdout.
     lines = result.stderr.splitlines()

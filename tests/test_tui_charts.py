@@ -325,3 +325,33 @@ def test_snapshot_no_color_curves_with_cursor(snap_compare, fixture_runs: Path, 
         await wait_settled(pilot)
 
     assert snap_compare(GdwApp(runs_dir, open_run=runs_dir / FINISHED_10), terminal_size=(80, 24), run_before=cursor)
+
+
+async def test_compare_draws_a_mean_and_a_band_for_runs_sharing_a_setting(tmp_path: Path) -> None:
+    import statistics
+
+    from fixtures.make_fixtures import write_run
+    from gdw_tui.compare import load_model
+
+    runs = tmp_path / "runs"
+    dirs = [write_run(runs, f"20251201-12000{i}-digits-unif60-{m}-s{s}", preset="digits-unif60", method=m, seed=s, epochs=4,
+                      iters_per_epoch=10, t0=1.7e9 + 100 * i)
+            for i, (m, s) in enumerate([("gdw", 1), ("gdw", 10), ("gdw", 100), ("erm", 1), ("erm", 10)])]
+    app = GdwApp(runs)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.push_screen(CompareScreen(dirs))
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.loaded, what="the comparison")
+        await pilot.pause()
+        acc = screen.query_one("#compare-acc", LineChart)
+        assert [c.label for c in acc.curves] == ["gdw mean of 3", "±1 sd", "", "erm mean of 2", "±1 sd", ""]
+        gdw = [dict(load_model(d).test_acc.points()) for d in dirs[:3]]
+        mean, high, low = (dict(c.points) for c in acc.curves[:3])
+        for epoch in (1.0, 4.0):
+            accs = [g[epoch] for g in gdw]
+            assert mean[epoch] == pytest.approx(statistics.fmean(accs))
+            assert high[epoch] - mean[epoch] == pytest.approx(statistics.stdev(accs)) == pytest.approx(mean[epoch] - low[epoch])
+        legend = " ".join(acc.render_line(y).text for y in range(acc._frame.plot_top))
+        assert "gdw mean of 3" in legend and legend.count("±1 sd") == 2
+        assert "mean ± 1 sd of runs sharing a setting" in screen_text(app)
+        assert screen.query_one("#compare-table").row_count == 5  # every run is still listed

@@ -53,6 +53,7 @@ class RunRecord:
     status: str
     classes: list[str] = field(default_factory=list)
     batch_size: int = 1
+    noise_matrix: list[list[float]] | None = None  # the C×C corruption the labels were drawn from (run_start)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)  # 0-based epoch -> its `epoch` event
     epoch_end_weights: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> epoch-end `weights`
     target_events: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # (epoch, global_iter, target_weight)
@@ -94,6 +95,8 @@ def load_run(run_dir: Path) -> RunRecord:
             rec.classes = [str(c) for c in e.get("classes") or []] or rec.classes
             iters_per_epoch = int(e.get("iters_per_epoch") or iters_per_epoch)
             rec.batch_size = int(((e.get("config") or {}).get("train") or {}).get("batch_size") or rec.batch_size)
+            matrix = (e.get("noise") or {}).get("matrix")
+            rec.noise_matrix = matrix if isinstance(matrix, list) else rec.noise_matrix
         elif kind == "resume":
             _drop_redone(rec, int(e.get("from_epoch") or 0), int(e.get("from_iter") or 0), iters_per_epoch)
         elif kind == "epoch" and isinstance(e.get("epoch"), int):
@@ -159,46 +162,50 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
 
 
 def select(runs_dir: Path, refs: list[str]) -> Selection:
-    """The groups the refs name: a sweep's finished runs by setting and method; a run on its own."""
+    """The groups the refs name: a sweep's finished runs by setting and method, as `gdw report` groups
+    them (engine.sweep.report.collect: runs of different configs never share a line; of a seed that ran
+    twice, the run listed last counts); a run named on its own is a line of its own."""
+    from ..sweep.report import collect
     from ..sweep.store import counts, run_states, sweep_named
 
-    groups: dict[tuple[str, str, str], Group] = {}
-    notes: list[str] = []
-    seen: set[Path] = set()
+    in_sweeps: dict[str, Path] = {}
+    singles: list[Path] = []
     for ref in refs:
         sweep = sweep_named(runs_dir, ref)
-        if sweep is not None:
-            states = run_states(sweep)
-            finished = [d for d in sweep.run_dirs() if states.get(d.name) == "finished" and d not in seen]
-            if not finished and not any(d in seen for d in sweep.run_dirs()):
-                tally = ", ".join(f"{n} {s}" for s, n in counts(states).items() if n)
-                raise ConfigError(f"sweep {sweep.name or sweep.id} has no finished run yet ({tally}); "
-                                  "figures average finished runs only")
-            left = len(sweep.run_dirs()) - len(finished)
-            if left:
-                notes.append(f"sweep {sweep.name or sweep.id}: {left} of {len(sweep.run_dirs())} runs not finished, left out")
-            for d in finished:
-                seen.add(d)
-                rec = load_run(d)
-                key = ("sweep", rec.setting, rec.method)
-                if key not in groups:
-                    groups[key] = Group(rec.setting, rec.method, [], rec.method, f"{rec.setting}_{rec.method}")
-                groups[key].runs.append(rec)
-        else:
+        if sweep is None:
             try:
-                d = find_run(runs_dir, ref)
+                singles.append(find_run(runs_dir, ref))
             except ConfigError:
                 raise ConfigError(f"no sweep or run '{ref}' in {runs_dir} (see `gdw sweeps` and `gdw runs`)") from None
-            if d in seen:
-                continue
-            seen.add(d)
-            rec = load_run(d)
-            label = f"{rec.method} seed {rec.seed}" + ("" if rec.status == "finished" else f" ({rec.status})")
-            groups[("run", rec.run_id, "")] = Group(rec.setting, rec.method, [rec], label, rec.run_id)
-    if not any(g.common_epochs() for g in groups.values()):
+            continue
+        states = run_states(sweep)
+        if "finished" not in states.values():
+            tally = ", ".join(f"{n} {s}" for s, n in counts(states).items() if n)
+            raise ConfigError(f"sweep {sweep.name or sweep.id} has no finished run yet ({tally}); "
+                              "figures average finished runs only")
+        in_sweeps.update({d.name: d for d in sweep.run_dirs() if d.is_dir()})
+    groups: list[Group] = []
+    notes: list[str] = []
+    if in_sweeps:
+        report = collect(list(in_sweeps.values()))
+        notes += report.notes
+        for row in report.rows:
+            for method in report.methods:
+                cell = row.cells.get(method)
+                counted = {a.seed: a.run_id for a in (cell.runs if cell else []) if a.acc is not None}  # last listed wins
+                if counted:
+                    runs = [load_run(in_sweeps[run_id]) for _, run_id in sorted(counted.items())]
+                    groups.append(Group(row.setting, method, runs, method, f"{row.setting}_{method}"))
+    for d in dict.fromkeys(singles):
+        if d.name in in_sweeps:
+            continue  # already in its sweep's mean
+        rec = load_run(d)
+        label = f"{rec.method} seed {rec.seed}" + ("" if rec.status == "finished" else f" ({rec.status})")
+        groups.append(Group(rec.setting, rec.method, [rec], label, rec.run_id))
+    if not any(g.common_epochs() for g in groups):
         raise ConfigError("no finished epoch to draw yet in " + ", ".join(refs))
     name = _stem(refs[0]) + (f"+{len(refs) - 1}" if len(refs) > 1 else "")
-    return Selection(list(groups.values()), name, notes)
+    return Selection(groups, name, notes)
 
 
 def _stem(ref: str) -> str:

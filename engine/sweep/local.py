@@ -1,4 +1,4 @@
-"""The local executor: a bounded pool of detached run tasks on this machine.
+"""The local executor: a bounded pool of run processes on this machine.
 
 Torch-free. Each run is its own engine process running engine.sweep.task, forked from the
 scheduler's fork server (engine.sweep.forkserver: torch and the engine are imported once per

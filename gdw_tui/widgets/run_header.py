@@ -7,6 +7,8 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
+from engine.method_table import method_info
+
 from ..formatting import badge, format_acc, format_clock, format_duration, format_speed, format_usage
 from ..resources import Usage
 from ..run_model import INFO, PROGRESS, RunModel
@@ -23,6 +25,10 @@ def header_text(model: RunModel, status: str, now: float | None, width: int, rea
     if model.dataset and not (model.preset or "").startswith(model.dataset):  # `digits-unif60` says it already
         parts.append(model.dataset)
     parts.append(model.method or "?")
+    if getattr(method_info(model.method), "phases", 1) > 1 and model.epochs:  # GLC: which phase, and where it ends
+        phase1 = model.glc_phase1_epochs()
+        phase = 1 if min(model.epoch, model.epochs - 1) < phase1 else 2
+        parts.append(f"phase {phase}/2 ({'Ĉ after epoch ' + str(phase1) if phase == 1 else 'corrected loss'})")
     if model.seed is not None:
         parts.append(f"seed {model.seed}")
     if model.device:
