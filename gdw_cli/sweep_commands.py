@@ -23,10 +23,12 @@ from engine.sweep.spec import (
 )
 from engine.sweep.executor import check_executor, executor_text, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
+from .plain_table import print_table
 
 console = Console()
 err = Console(stderr=True)
 WAIT_POLL_S = 1.0
+CONFIRM_ABOVE = 500  # runs: a bigger sweep is created only when confirmed (--yes in scripts)
 
 
 def _fail(message: str) -> None:
@@ -199,6 +201,7 @@ def sweep_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="local, no GPUs: parallel runs (default 1)"),
     detach: bool = typer.Option(False, "--detach", help="detach the scheduler and return at once"),
     wait: bool = typer.Option(False, "--wait", help="return only when every run has ended"),
+    yes: bool = typer.Option(False, "--yes", help=f"create a sweep of more than {CONFIRM_ABOVE} runs without asking (scripts)"),
     force: bool = typer.Option(False, "--force", help="run label-noise methods (glc, coteach) on imbalance-only presets too"),
     dry_run: bool = typer.Option(False, "--dry-run", help="check the sweep (presets, data, executor, device) and list its runs; create and run nothing"),
     slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
@@ -237,10 +240,14 @@ def sweep_cmd(
         spec.options = {**spec.options, **cli_options(spec.executor, local, slurm)}
         checked = check_sweep(spec, presets_dir)  # the sweep form of gdw-tui makes the same checks
         plans, slots = checked.plans, checked.slots
+        confirm_size(len(plans), yes)
         root = runs_dir_from(runs_dir)
         sweep = None if dry_run else create_sweep(root, spec, plans)
     except ConfigError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        err.print("interrupted: no sweep was created (nothing is left behind)", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     axes = " × ".join([f"{len(spec.presets)} preset(s)", f"{len(spec.methods) if spec.methods else 1} method(s)",
                        f"{len(spec.seeds)} seed(s)"] + [f"{len(v)} {k}" for k, v in spec.grid.items()])
     where = f"{len(slots)} slot(s): {', '.join(s.label() for s in slots)}" if spec.executor == "local" else "slurm"
@@ -249,6 +256,17 @@ def sweep_cmd(
         return
     console.print(f"sweep {sweep.id}: {len(plans)} runs ({axes}) on {where}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(submit_and_follow(sweep, sweep.run_dirs(), detach, wait))
+
+
+def confirm_size(runs: int, yes: bool) -> None:
+    """A sweep of more than CONFIRM_ABOVE runs is created only when confirmed (a terminal) or with --yes."""
+    if runs <= CONFIRM_ABOVE or yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"this sweep has {runs:,} runs (more than {CONFIRM_ABOVE}): add --yes to create them")
+    if not typer.confirm(f"create {runs:,} runs?", default=False, err=True):
+        err.print("nothing created", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 def _print_dry_run(name: str, plans: list, axes: str, where: str) -> None:
@@ -315,13 +333,13 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
         head.add_row(k, v)
     out.print(head)
     out.print(grid_table(sweep, states))
-    runs = Table("run", "setting", "method", "seed", "status", "epoch", "final", box=None, pad_edge=False)
+    rows = []
     for entry in sweep.runs:
         s = read_summary(root / entry["run_id"])
         final = s.get("final_acc")
-        runs.add_row(entry["run_id"], entry["setting"], entry["method"], str(entry["seed"]), states[entry["run_id"]],
-                     f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", "-" if final is None else f"{final:.2f}")
-    out.print(runs)
+        rows.append([entry["run_id"], entry["setting"], entry["method"], str(entry["seed"]), states[entry["run_id"]],
+                     f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", "-" if final is None else f"{final:.2f}"])
+    print_table(["run", "setting", "method", "seed", "status", "epoch", "final"], rows)  # plain: 10,000 rows print at once
     out.print(counts_line(sweep, states), markup=False, highlight=False)
     return True
 

@@ -88,7 +88,28 @@ def plan_slots(options: dict[str, Any], device: str) -> list[Slot]:
         threads = max(1, cpu_cores() // n)
         return [Slot(str(g), threads) for _ in range(per_gpu) for g in indices]
     workers = options.get("workers", 1)
+    most = max_workers()
+    if workers > most:
+        raise ConfigError(f"--workers {workers}: this machine holds at most {most} parallel runs ({cpu_cores()} CPU "
+                          f"core(s), {memory_bytes() / 2**30:.0f} GiB of memory; each run needs half a core and "
+                          f"{RUN_MEMORY >> 20} MiB at least)")
     return [Slot(None, max(1, cpu_cores() // workers)) for _ in range(workers)]
+
+
+RUN_MEMORY = 512 << 20  # what one engine process needs at least (torch alone is ~300 MiB resident)
+
+
+def memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
+def max_workers() -> int:
+    """CPU workers this machine can hold: two runs per core at most (more only queue for the cores)
+    and the memory each engine needs."""
+    return max(1, min(2 * cpu_cores(), memory_bytes() // RUN_MEMORY))
 
 
 def sweep_device(sweep: Sweep) -> str:

@@ -12,10 +12,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import ConfigError
 from ..heartbeat import status_with_job
@@ -125,14 +127,26 @@ def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan]) -> Sweep
         sweep = Sweep(sweep_dir, data)
         sweep.save()
         return sweep
-    except (ConfigError, OSError) as e:
-        for d in made:
-            shutil.rmtree(d, ignore_errors=True)
-        if sweep_dir is not None:
-            shutil.rmtree(sweep_dir, ignore_errors=True)
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"cannot create a sweep in {runs_dir}: {e.strerror}") from None
+    except BaseException as e:  # a bad config, a full disk, or Ctrl-C half way: nothing is left behind
+        with signals_held():
+            for d in made:
+                shutil.rmtree(d, ignore_errors=True)
+            if sweep_dir is not None:
+                shutil.rmtree(sweep_dir, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise ConfigError(f"cannot create a sweep in {runs_dir}: {e.strerror}") from None
+        raise
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait while this runs (a second Ctrl-C does not cut a clean-up short)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _read(sweep_dir: Path) -> dict[str, Any]:
