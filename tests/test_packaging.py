@@ -3,6 +3,7 @@ and docs/presets.md is the generated table."""
 
 from __future__ import annotations
 
+import json
 import runpy
 import shutil
 import subprocess
@@ -144,3 +145,17 @@ def test_the_no_torch_check_sees_every_ui_module():
     assert {"gdw_tui.app", "gdw_tui.dashboard", "gdw_tui.runs_screen", "gdw_tui.widgets"} <= found
     on_disk = {p.stem for p in (ROOT / "gdw_tui").glob("*.py") if p.stem != "__init__"}
     assert {m.split(".")[1] for m in found if m.count(".") >= 1} >= on_disk
+
+
+def test_driving_every_screen_never_imports_torch(tmp_path):
+    """Importing is not enough: a lazy `import torch` inside a painter runs only when a screen paints.
+    tests/fixtures/drive_every_screen.py drives every screen (each fixture run's dashboard with
+    every pane, the config, compare, runs, sweeps, report, sweep form, help screens) in a fresh
+    interpreter and lists the torch modules it holds afterwards."""
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "drive_every_screen.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"DashboardScreen", "ConfigScreen", "CompareScreen", "RunsScreen", "SweepsScreen", "ReportScreen",
+            "SweepForm", "HelpScreen", "ConfirmScreen", "PresetsScreen"} <= set(result["screens"]), result["screens"]
+    assert result["heavy"] == []
