@@ -32,10 +32,15 @@ def changes_from_preset(cfg: dict[str, Any], preset: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def run_changes(run_dir: Path, presets_dir: str | None) -> str:
-    """changes_from_preset for a run directory; '?' when its config or its preset cannot be read."""
+def run_changes(run_dir: Path, presets_dir: str | None, presets: dict[str, dict[str, Any]] | None = None) -> str:
+    """changes_from_preset for a run directory; '?' when its config or its preset cannot be read.
+    `presets`: a cache for one listing (10,000 runs of a sweep share one preset, read once)."""
     try:
         cfg = load_run_config(run_dir)
-        return changes_from_preset(cfg, load_preset(cfg["preset"], None, presets_dir))
+        name = cfg["preset"]
+        preset = (presets or {}).get(name) or load_preset(name, None, presets_dir)
+        if presets is not None:
+            presets[name] = preset
+        return changes_from_preset(cfg, preset)
     except ConfigError:
         return "?"

@@ -19,7 +19,7 @@ from .errors import err, fail
 from .headless import console
 from .help_format import Command
 
-KIND_NAMES = ("curves", "nozm", "omega", "table6", "weights")  # engine.figures.kinds.KINDS, without importing matplotlib
+KIND_NAMES = ("curves", "nozm", "omega", "table6", "weights", "corruption")  # engine.figures.kinds.KINDS, without importing matplotlib
 WIDTHS = ("single", "double")
 FORMATS = ("pdf", "png", "svg")
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         refs: list[str] = typer.Argument(..., metavar="SWEEP|RUN...", help="sweeps and/or runs"),
         kind: Optional[list[str]] = typer.Option(
             None, "--kind", metavar="KIND",
-            help="curves, nozm, omega, table6 or weights (repeatable; default: every kind the runs have data for)"),
+            help="curves, nozm, omega, table6, weights or corruption (repeatable; default: every kind the runs have data for)"),
         out: str = typer.Option("figures", "--out", metavar="DIR", help="directory for the figures and their CSVs"),
         fmt: str = typer.Option("pdf", "--format", help="pdf, png or svg"),
         width: str = typer.Option("double", "--width", help="single (3.25 in) or double (6.75 in) column"),
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
                                              help="omega: the epochs to show (1-based; default first, middle, last); table6: the last one"),
         runs_dir: Optional[str] = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
     ) -> None:
-        """Figures for a paper: curves with seed bands, Figure 7 (nozm), ω heatmaps, Table 6, target weights; a CSV beside each."""
+        """Figures for a paper: curves with seed bands, Figure 7 (nozm), ω heatmaps, Table 6, target weights, GLC's Ĉ; a CSV beside each."""
         try:
             written, notes = plot_files(runs_dir_from(runs_dir), refs, kind, Path(out).expanduser(), fmt, width,
                                         parse_epochs(epochs))

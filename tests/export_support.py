@@ -118,3 +118,10 @@ def mlflow_server(root: Path) -> Server:
                    "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
                   f"http://127.0.0.1:{port}", "/health", root / "server.log",
                   env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
+def mlflow_fixture(tmp_path_factory):
+    """A module's MLflow server (a pytest fixture body: `mlflow = pytest.fixture(scope="module")(mlflow_fixture)`)."""
+    server = mlflow_server(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()

@@ -22,7 +22,7 @@ from gdw_cli.main import app
 
 sys.path.insert(0, str(Path(__file__).parent))
 from export_support import (  # noqa: E402
-    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, f32, free_port, make_sweep, mlflow_server, tensorboard_server, tool,
+    GDW_RUN, MWNET_RUN, SWEEP_ID, events_of, f32, free_port, make_sweep, mlflow_fixture, tensorboard_server, tool,
 )
 
 runner = CliRunner()
@@ -97,7 +97,8 @@ def test_tensorboard_serves_the_events_values_once_each(sweep_runs, tmp_path):
         assert set(server.get_json("/data/plugin/histograms/tags")[f"{SWEEP_ID}/{GDW_RUN}"]) == {
             "weights/target_clean", "weights/target_corrupted"}
         texts = server.get_json("/data/plugin/text/tags")[f"{SWEEP_ID}/{GDW_RUN}"]
-        assert set(texts) == {"run/tags", "run/config.toml", "run/summary.json"}
+        assert set(texts) == {"run/tags", "run/config.toml", "run/summary.json", "images/omega/scale",
+                              "images/table6_increase_ratio/scale"}
         hparams = server.get_json_post("/data/plugin/hparams/experiment", {"experimentName": ""})
         info = {h["name"]: h for h in hparams["hparamInfos"]}
         assert sorted(info["train.method"]["domainDiscrete"]) == ["gdw", "mwnet"] and "train.lr" in info
@@ -108,11 +109,7 @@ def test_tensorboard_serves_the_events_values_once_each(sweep_runs, tmp_path):
 # --- MLflow ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlflow(tmp_path_factory):
-    server = mlflow_server(tmp_path_factory.mktemp("mlflow"))
-    yield server
-    server.stop()
+mlflow = pytest.fixture(scope="module")(mlflow_fixture)
 
 
 def test_mlflow_gets_a_parent_run_with_nested_runs_and_each_point_once(sweep_runs, mlflow, tmp_path):
@@ -155,7 +152,7 @@ def test_mlflow_gets_a_parent_run_with_nested_runs_and_each_point_once(sweep_run
         files = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.toml", "summary.json", "images"} <= files
         omegas = [a.path for a in client.list_artifacts(child.info.run_id, "images/omega")]
-        assert omegas == [f"images/omega/epoch_{e['epoch']:04d}.png" for e in epochs]
+        assert omegas == [f"images/omega/epoch_{e['epoch']:04d}.{ext}" for e in epochs for ext in ("png", "txt")]
         config = Path(client.download_artifacts(child.info.run_id, "config.toml", str(tmp_path)))
         assert config.read_bytes() == (run_dir / "config.toml").read_bytes()
 

@@ -4,10 +4,12 @@ trains, read back from a real TensorBoard server with the engine provably held m
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from engine.config import load_preset
@@ -15,7 +17,7 @@ from engine.runs import create_run, read_summary
 from gdw_cli.main import app
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_support import f32, free_port, tensorboard_server  # noqa: E402
+from export_support import f32, free_port, mlflow_fixture, tensorboard_server, tool  # noqa: E402
 from lifecycle_helpers import ROOT, child_env, events, wait_for  # noqa: E402
 
 runner = CliRunner()
@@ -70,6 +72,49 @@ def test_tensorboard_sees_the_epochs_of_a_run_while_it_trains(tmp_path):
             proc.wait()
         if server is not None:
             server.stop()
+
+
+mlflow = pytest.fixture(scope="module")(mlflow_fixture)
+
+
+def train(tmp_path: Path, **overrides) -> Path:
+    """A short digits run trained by the real engine process, with the given train.* fields."""
+    fields = {"train.epochs": 3, "train.device": "cpu", **{f"train.{k}": v for k, v in overrides.items()}}
+    run_dir = create_run(tmp_path / "runs", load_preset("digits-unif60", fields))
+    out = subprocess.run([sys.executable, "-m", "engine", "run", "--run-dir", str(run_dir)], env=child_env(), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return run_dir
+
+
+def test_live_logging_to_mlflow_and_wandb_gives_what_export_gives(tmp_path, mlflow):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = train(tmp_path, log="mlflow", log_to=mlflow.url)
+    epochs = [e for e in events(run_dir) if e["type"] == "epoch"]
+    client = MlflowClient(tracking_uri=mlflow.url)
+    exp = client.get_experiment_by_name("gdw")
+    [run] = client.search_runs([exp.experiment_id], filter_string=f"tags.`gdw.run_id` = '{run_dir.name}'")
+    assert run.info.status == "FINISHED" and run.data.tags["method"] == "gdw"
+    history = client.get_metric_history(run.info.run_id, "epoch/test_acc")
+    assert sorted((m.step, m.value) for m in history) == [(e["epoch"], e["test_acc"]) for e in epochs]
+    assert run.data.metrics["summary/final_acc"] == read_summary(run_dir)["final_acc"]
+    # Exporting the run after live logging adds nothing: every point is there once.
+    r = runner.invoke(app, ["export", str(run_dir), "--to", "mlflow", "--tracking-uri", mlflow.url])
+    assert r.exit_code == 0 and "0 new points" in r.output, r.output
+    assert len(client.get_metric_history(run.info.run_id, "epoch/test_acc")) == len(epochs)
+
+    wb = tmp_path / "wb"
+    run_dir = train(tmp_path, log="wandb", log_to=str(wb))
+    [path] = (wb / "wandb").glob("offline-run-*/run-*.wandb")
+    out = subprocess.run([*tool("wandb"), "leet", "inspect", str(path), "--json"], capture_output=True, text=True,
+                         timeout=120, check=True)
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    epochs = [e for e in events(run_dir) if e["type"] == "epoch"]
+    assert [(h["epoch"], h["epoch/test_acc"]) for h in history if "epoch/test_acc" in h] == [
+        (e["epoch"], pytest.approx(e["test_acc"], rel=1e-12)) for e in epochs]
+    assert any(r["type"] == "exit" for r in records)  # the W&B run was finished
 
 
 def one_line_error(r, *words: str) -> None:

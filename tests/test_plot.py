@@ -242,7 +242,7 @@ def test_the_default_set_is_every_kind_the_runs_have_data_for(sweep_runs, tmp_pa
     assert r.exit_code == 0, r.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
     stem = gdw.name
-    assert names == sorted(f"{stem}_{k}.{ext}" for k in ("curves", f"omega_{stem}", f"table6_{stem}", "weights")
+    assert names == sorted(f"{stem}_{k}.{ext}" for k in ("curves", "omega", "table6", "weights")
                            for ext in ("csv", "svg"))  # no temporary file left
     assert r.stdout.splitlines()[0] == f"wrote {tmp_path / (stem + '_curves.svg')}"
 
@@ -332,7 +332,7 @@ def test_bad_input_is_one_line_and_writes_nothing(sweep_runs, tmp_path):
     out = tmp_path / "figs"
     erm = str(finished_runs(sweep, runs, "digits-unif60", "erm")[0])
     assert one_line_exit_2([sweep.id, "--kind", "heat"], runs, out) == \
-        "error: --kind must be one of curves, nozm, omega, table6, weights (got 'heat')"
+        "error: --kind must be one of curves, nozm, omega, table6, weights, corruption (got 'heat')"
     assert one_line_exit_2([erm, "--kind", "omega"], runs, out) == \
         "error: --kind omega needs a run with class-level weights ω (gdw, gdw-nozm); these are erm"
     assert one_line_exit_2([erm, "--kind", "nozm"], runs, out) == \
@@ -378,3 +378,44 @@ def test_method_colours_are_distinct_and_colour_blind_safe():
     assert len(set(colours.values())) == len(colours)
     assert set(colours.values()) <= set(OKABE_ITO.values())
     assert math.isclose(len(OKABE_ITO), 8)
+
+
+# --- GLC's Ĉ beside the true matrix -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def glc_run(tmp_path_factory) -> Path:
+    """A real digits GLC run (4 epochs: Ĉ is estimated at the end of epoch 2)."""
+    runs = tmp_path_factory.mktemp("glc") / "runs"
+    r = runner.invoke(app, ["run", "--headless", "digits-unif60", "--method", "glc", "--epochs", "4", "--runs-dir", str(runs)])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = [d for d in runs.iterdir() if d.is_dir()]
+    return run_dir
+
+
+def test_corruption_shows_glcs_estimate_beside_the_true_matrix(glc_run, tmp_path):
+    events = events_of(glc_run)
+    true = next(e for e in events if e["type"] == "run_start")["noise"]["matrix"]
+    (c_hat_epoch,) = [e for e in events if e["type"] == "epoch" and e.get("c_hat") is not None]
+    c_hat = c_hat_epoch["c_hat"]
+    (d,) = drawn(glc_run.parent, [str(glc_run)], "corruption")
+    images = artists(d.figure, "corruption|")
+    for which, want in (("estimated", c_hat), ("true", true)):
+        shown = images[f"corruption|glc seed 1|{which}"].get_array().tolist()
+        for i in range(10):
+            assert shown[i] == pytest.approx(want[i], abs=1e-12)
+    mae = statistics.fmean(abs(c_hat[i][j] - true[i][j]) for i in range(10) for j in range(10))
+    assert d.figure.get_suptitle().endswith(f" = {mae:.3f}")
+    assert d.figure.axes[0].get_title() == rf"$\hat{{C}}$, epoch {c_hat_epoch['epoch'] + 1}"
+    r = runner.invoke(app, ["plot", str(glc_run), "--kind", "corruption", "--format", "svg", "--out", str(tmp_path),
+                            "--runs-dir", str(glc_run.parent)])
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.DictReader((tmp_path / f"{glc_run.name}_corruption.csv").open()))
+    assert [float(r["value"]) for r in rows if r["matrix"] == "mean_abs_error"] == [mae]
+    assert len([r for r in rows if r["matrix"] == "estimated"]) == 100
+
+
+def test_corruption_needs_a_glc_run(sweep_runs, tmp_path):
+    runs, sweep = sweep_runs
+    assert one_line_exit_2([sweep.id, "--kind", "corruption"], runs, tmp_path / "figs") == \
+        "error: --kind corruption needs a glc run that has estimated Ĉ (the end of its phase 1); these are erm, gdw, gdw-nozm, mwnet"

@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import os
+import pty
 import resource
 import signal
+import subprocess
 
 from engine.rundir import checkpoint_path
 from engine.runs import delete_run, load_run_config, lock_pid, read_summary, run_status
 from engine.sweep.store import find_sweep, list_sweeps, scheduler_alive
-from lifecycle_helpers import events, gdw, gdw_popen, sweep_id, wait_for
+from lifecycle_helpers import ROOT, child_env, events, gdw, gdw_command, gdw_popen, sweep_id, wait_for
 
 
 def checkpointed(run_dir) -> bool:
@@ -179,3 +181,40 @@ def test_sweep_checks_the_dataset_before_creating_anything_and_takes_download(tm
     (run_dir,) = find_sweep(runs, sweep_id(r.stdout)).run_dirs()
     cfg = load_run_config(run_dir)
     assert (cfg["data"]["download"], cfg["data"]["data_dir"]) == (True, str(tmp_path / "d"))
+
+
+def test_ctrl_c_while_a_big_sweep_is_created_leaves_nothing_behind(tmp_path):
+    runs = tmp_path / "runs"
+    seeds = ",".join(str(s) for s in range(1, 501))
+    proc = gdw_popen("sweep", "digits-clean", "digits-imb", "--methods", "erm,gdw", "--seeds", seeds, "--yes",
+                     "--device", "cpu", "--detach", "--runs-dir", str(runs))
+    made = lambda: [d for d in runs.iterdir() if d.name != "sweeps"] if runs.is_dir() else []  # noqa: E731
+    wait_for(lambda: len(made()) >= 50, proc=proc, what="50 runs of the 2,000 to be created")
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: no sweep was created" in err, out + err
+    assert made() == [] and list((runs / "sweeps").iterdir()) == []
+
+
+def test_a_big_sweep_needs_yes_or_a_confirmation_and_workers_the_machine_cannot_hold_are_refused(tmp_path):
+    from engine.sweep.local import max_workers
+
+    runs = tmp_path / "runs"
+    seeds = ",".join(str(s) for s in range(1, 252))  # 2 presets × 2 methods × 251 seeds = 1,004 runs
+    big = ["sweep", "digits-clean", "digits-imb", "--methods", "erm,gdw", "--seeds", seeds, "--detach", "--runs-dir", str(runs)]
+    r = gdw(*big)  # a script: no terminal to ask on
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "error: this sweep has 1,004 runs (more than 500): add --yes to create them\n")
+    assert not runs.exists()
+    # On a terminal it asks; "n" creates nothing.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(gdw_command() + big, stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(), cwd=ROOT)
+    os.close(follower)
+    os.write(leader, b"n\n")
+    out, err = proc.communicate(timeout=120)
+    os.close(leader)
+    assert proc.returncode == 1 and "create 1,004 runs? [y/N]" in err and "nothing created" in err, out + err
+    assert not runs.exists()
+    r = gdw("sweep", "digits-clean", "--workers", "100000", "--runs-dir", str(runs))
+    assert r.returncode == 2 and r.stderr.startswith(f"error: --workers 100000: this machine holds at most {max_workers()} parallel runs (")
+    assert len(r.stderr.splitlines()) == 1 and not runs.exists()

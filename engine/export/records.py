@@ -27,7 +27,9 @@ EPOCH_SCALARS = {k: f"epoch/{k}" for k in ("test_loss", "test_acc", "train_loss"
 TARGET_WEIGHT_SCALARS = {"clean_mean": "iter/target_weight_clean", "corrupted_mean": "iter/target_weight_corrupted"}
 SUMMARY_FIGURES = ("final_acc", "best_acc", "best_epoch", "wall_s")
 OMEGA, TABLE6 = "omega", "table6_increase_ratio"
-IMAGE_RANGES = {OMEGA: (0.0, 2.0), TABLE6: (0.0, 1.0)}  # one fixed colour scale per image kind, across epochs
+# Colour scales: Table 6's fractions on 0..1 at every epoch; ω on each image's own min..max (its
+# values depend on the method and the epoch: instance weights of L2RW are ~0.01, GDW's ω ~0.1-1).
+IMAGE_RANGES: dict[str, tuple[float, float] | None] = {OMEGA: None, TABLE6: (0.0, 1.0)}
 
 
 class Scalar(NamedTuple):  # NamedTuples: a CIFAR-100 run has a quarter of a million of these
@@ -64,12 +66,28 @@ class Image(NamedTuple):
 
         return encode_png(self.rgb())
 
+    def scale(self) -> tuple[float, float]:
+        """The colour scale's ends: the kind's fixed range, or this matrix's own min..max."""
+        import numpy as np
+
+        fixed = IMAGE_RANGES[self.tag]
+        if fixed is not None:
+            return fixed
+        finite = self.matrix[np.isfinite(self.matrix)]
+        if finite.size == 0:
+            return (0.0, 1.0)
+        lo, hi = float(finite.min()), float(finite.max())
+        return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+    def caption(self) -> str:
+        lo, hi = self.scale()
+        return f"{self.tag}, epoch {self.epoch}, colour scale {lo:.4g} (dark) to {hi:.4g} (yellow); grey: not seen"
+
     def rgb(self) -> Any:
-        """H×W×3 uint8 pixels (numpy) of the heatmap, on the kind's fixed colour scale."""
+        """H×W×3 uint8 pixels (numpy) of the heatmap."""
         from .png import heatmap_rgb
 
-        lo, hi = IMAGE_RANGES[self.tag]
-        return heatmap_rgb(self.matrix, lo, hi)
+        return heatmap_rgb(self.matrix, *self.scale())
 
 
 Record = Scalar | Histogram | Image

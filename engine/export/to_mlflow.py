@@ -172,6 +172,7 @@ class MlflowSink:
                     for im in images:
                         if im.tag == kind:
                             (folder / f"epoch_{im.epoch:04d}.png").write_bytes(im.png())
+                            (folder / f"epoch_{im.epoch:04d}.txt").write_text(im.caption() + "\n")
                     self.client.log_artifacts(self.run_id, str(folder), artifact_path=f"images/{kind}")
         if done != self.done:
             self.client.set_tag(self.run_id, EXPORTED, json.dumps(done, separators=(",", ":"), sort_keys=True))

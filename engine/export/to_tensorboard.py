@@ -91,6 +91,7 @@ class TensorBoardSink:
                 width, height = _png_size(png)
                 image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
                 value = Summary.Value(tag=f"images/{r.tag}", image=image)
+                self._add(text_summary.text_pb(f"images/{r.tag}/scale", r.caption()), r.step, r.wall)
             else:  # pragma: no cover - every record kind is handled above
                 continue
             self._add(Summary(value=[value]), r.step, r.wall)

@@ -75,7 +75,7 @@ class WandbSink:
             elif isinstance(r, Histogram):
                 row[r.tag] = wandb.Histogram(np_histogram=(r.counts, r.edges))
             elif isinstance(r, Image):
-                row[f"images/{r.tag}"] = wandb.Image(r.rgb(), caption=f"{r.tag}, epoch {r.epoch}")
+                row[f"images/{r.tag}"] = wandb.Image(r.rgb(), caption=r.caption())
         if row:
             self.run.log(row)
         return len(records)

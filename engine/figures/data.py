@@ -53,6 +53,7 @@ class RunRecord:
     status: str
     classes: list[str] = field(default_factory=list)
     batch_size: int = 1
+    noise_matrix: list[list[float]] | None = None  # the C×C corruption the labels were drawn from (run_start)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)  # 0-based epoch -> its `epoch` event
     epoch_end_weights: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> epoch-end `weights`
     target_events: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # (epoch, global_iter, target_weight)
@@ -94,6 +95,8 @@ def load_run(run_dir: Path) -> RunRecord:
             rec.classes = [str(c) for c in e.get("classes") or []] or rec.classes
             iters_per_epoch = int(e.get("iters_per_epoch") or iters_per_epoch)
             rec.batch_size = int(((e.get("config") or {}).get("train") or {}).get("batch_size") or rec.batch_size)
+            matrix = (e.get("noise") or {}).get("matrix")
+            rec.noise_matrix = matrix if isinstance(matrix, list) else rec.noise_matrix
         elif kind == "resume":
             _drop_redone(rec, int(e.get("from_epoch") or 0), int(e.get("from_iter") or 0), iters_per_epoch)
         elif kind == "epoch" and isinstance(e.get("epoch"), int):

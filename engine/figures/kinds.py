@@ -211,6 +211,11 @@ def _class_ticks(ax, classes: list[str], c: int, y: bool, side_in: float) -> Non
     ax.set_yticks(idx, [names[i] for i in idx] if y else [""] * len(idx))
 
 
+def _group_name(kind: str, g: Group, sel: Selection) -> str:
+    """A file per group: `<kind>_<setting>_<method>`, or `<kind>` alone for the one run the files are named after."""
+    return kind if g.key == sel.name else f"{kind}_{_file_part(g.key)}"
+
+
 def _file_part(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
@@ -252,7 +257,7 @@ def omega(sel: Selection, opt: Options) -> list[Drawn]:
         fig.colorbar(image, ax=axes.ravel().tolist(), label=r"$\omega$ (class-level weight)", shrink=0.9 if single else 0.8,
                      location="bottom" if single else "right", aspect=30 if single else 20)
         fig.suptitle(f"{g.setting} · {g.title}")
-        out.append(Drawn(f"omega_{_file_part(g.key)}", fig,
+        out.append(Drawn(_group_name("omega", g, sel), fig,
                          ["setting", "method", "n", "epoch", "observed_label", "class_j", "omega"], rows))
     return out
 
@@ -277,22 +282,26 @@ def table6(sel: Selection, opt: Options) -> list[Drawn]:
         ax.set_yticks(ax.get_xticks(), [rf"$\omega_{{{int(i)}}}$" for i in ax.get_xticks()])
         ax.set_xlabel(r"samples of class $j$")
         ax.set_ylabel(r"class-level weight $\omega_i$")
-        cell_pt = 72 * side * 0.85 / c
-        if cell_pt >= 14:  # 8-pt values fit: "0.936" in a wide cell, ".94" in a narrow one
-            for i in range(c):
-                for j in range(c):
-                    if math.isfinite(m[i][j]):
-                        text = f"{m[i][j]:.3f}" if cell_pt >= 28 else f"{m[i][j]:.2f}".lstrip("0")
-                        ax.text(j, i, text, ha="center", va="center", fontsize=8 if cell_pt >= 17 else 7,
-                                color=_text_on(image.cmap(image.norm(m[i][j]))))
+        _values_in_cells(ax, image, m, 72 * side * 0.85 / c)
         fig.colorbar(image, ax=ax, label=r"fraction of samples whose $\omega_i$ rose", shrink=0.9 if single else 0.8,
                      location="bottom" if single else "right", aspect=30 if single else 20)
         ax.set_title(f"epoch {e + 1}")
         fig.suptitle(f"{g.setting} · {g.title}")
         rows = [[g.setting, g.method, seen[i][j], e + 1, f"ω{i}", _name(classes, j), m[i][j]] for i in range(c) for j in range(c)]
-        out.append(Drawn(f"table6_{_file_part(g.key)}", fig,
+        out.append(Drawn(_group_name("table6", g, sel), fig,
                          ["setting", "method", "n", "epoch", "weight", "class_j", "increase_ratio"], rows))
     return out
+
+
+def _values_in_cells(ax, image, m: list[list[float]], cell_pt: float) -> None:
+    """Each value written in its cell at 8 pt where it fits: "0.936" in a wide cell, ".94" in a narrow one."""
+    if cell_pt < 14:
+        return  # too many classes for the width: the sidecar CSV has the values
+    for i, row in enumerate(m):
+        for j, v in enumerate(row):
+            if math.isfinite(v):
+                text = f"{v:.3f}" if cell_pt >= 28 else f"{v:.2f}".lstrip("0")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=_text_on(image.cmap(image.norm(v))))
 
 
 def _text_on(rgba: tuple[float, ...]) -> str:
@@ -358,8 +367,67 @@ def _scaled(stat: tuple[float, float | None], scale: float) -> tuple[float, floa
     return m * scale, (None if s is None else s * scale)
 
 
+# --- GLC's corruption estimate ----------------------------------------------------------------------
+
+
+def _c_hat(r: RunRecord) -> tuple[int, list[list[Any]]] | None:
+    """(0-based epoch, Ĉ) of the epoch GLC estimated it at, or None."""
+    found = [(e, ev["c_hat"]) for e, ev in sorted(r.epochs.items()) if isinstance(ev.get("c_hat"), list)]
+    return found[-1] if found else None
+
+
+def _mean_of(mats: list[list[list[Any]]]) -> list[list[float]]:
+    c = len(mats[0])
+    return [[statistics.fmean(_num(m[i][j]) for m in mats) for j in range(c)] for i in range(c)]
+
+
+def corruption(sel: Selection, opt: Options) -> list[Drawn]:
+    """GLC's estimate Ĉ beside the corruption matrix the labels were drawn from, and their mean absolute error."""
+    groups = [g for g in _method_order(sel.groups) if all(_c_hat(r) for r in g.runs)]
+    if not groups:
+        have = ", ".join(sorted({g.method for g in sel.groups}))
+        raise ConfigError(f"--kind corruption needs a glc run that has estimated Ĉ (the end of its phase 1); these are {have}")
+    out = []
+    for g in groups:
+        estimates = [_c_hat(r) for r in g.runs]
+        c = len(estimates[0][1])
+        eye = [[1.0 if i == j else 0.0 for j in range(c)] for i in range(c)]  # no noise: every label kept
+        trues = [r.noise_matrix or eye for r in g.runs]
+        errors = [statistics.fmean(abs(_num(ch[i][j]) - t[i][j]) for i in range(c) for j in range(c))
+                  for (_, ch), t in zip(estimates, trues)]
+        mae, mae_std = mean_std(errors)
+        shown = [("estimated", _mean_of([ch for _, ch in estimates])), ("true", _mean_of(trues))]
+        single = opt.width == "single"
+        side = (WIDTHS_IN[opt.width] - (0.5 if single else 1.2)) / 2
+        fig = _figure(opt.width, side + (1.45 if single else 0.9))
+        axes = fig.subplots(1, 2, squeeze=False)[0]
+        classes = g.runs[0].classes
+        image = None
+        rows = []
+        epochs = sorted({e + 1 for e, _ in estimates})
+        for k, (ax, (which, m)) in enumerate(zip(axes, shown)):
+            image = ax.imshow(_masked(m), cmap=_cmap("viridis"), vmin=0.0, vmax=1.0, interpolation="nearest",
+                              gid=f"corruption|{g.label}|{which}")
+            _values_in_cells(ax, image, m, 72 * side * 0.85 / c)
+            _class_ticks(ax, classes, c, y=k == 0, side_in=side)
+            ax.set_xlabel("observed label $j$")
+            if k == 0:
+                ax.set_ylabel("true label $i$")
+            ax.set_title(r"$\hat{C}$, epoch " + ",".join(map(str, epochs)) if which == "estimated" else "$C$ used")
+            rows += [[g.setting, g.method, g.n, which, _name(classes, i), _name(classes, j), m[i][j]]
+                     for i in range(c) for j in range(c)]
+        rows.append([g.setting, g.method, g.n, "mean_abs_error", "", "", mae])
+        fig.colorbar(image, ax=axes.tolist(), label="p(observed $j$ | true $i$)", shrink=0.9 if single else 0.8,
+                     location="bottom" if single else "right", aspect=30 if single else 20)
+        error = f"{mae:.3f}" + (f" ± {mae_std:.3f}" if mae_std is not None else "")
+        fig.suptitle(f"{g.setting} · {g.title} · mean " + r"$|\hat{C} - C|$" + f" = {error}")
+        out.append(Drawn(_group_name("corruption", g, sel), fig,
+                         ["setting", "method", "n", "matrix", "true_label", "observed_label", "value"], rows))
+    return out
+
+
 KINDS: dict[str, Callable[[Selection, Options], list[Drawn]]] = {
-    "curves": curves, "nozm": nozm, "omega": omega, "table6": table6, "weights": weights,
+    "curves": curves, "nozm": nozm, "omega": omega, "table6": table6, "weights": weights, "corruption": corruption,
 }
 
 
@@ -374,4 +442,6 @@ def applicable(sel: Selection) -> list[str]:
         out += ["omega", "table6"]
     if any(i.has_target_weights for i in infos):
         out.append("weights")
+    if any(_c_hat(r) for g in sel.groups for r in g.runs):
+        out.append("corruption")
     return out

@@ -19,7 +19,7 @@ OKABE_ITO = {
 # GDW stands out in vermillion, its ablation beside it in purple, the baselines in black and blues.
 PREFERRED = {
     "erm": "black", "l2rw": "sky blue", "mwnet": "blue", "gdw": "vermillion", "gdw-nozm": "reddish purple",
-    "glc": "bluish green", "coteaching": "orange", "co-teaching": "orange", "insw": "yellow",
+    "glc": "bluish green", "coteach": "orange", "insw": "yellow",
 }
 OTHER = "#999999"  # a method this version does not know (a newer run's)
 

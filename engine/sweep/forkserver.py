@@ -10,7 +10,7 @@ engine.sweep.task.run_task, exactly as a detached `python -m engine.sweep.task` 
 a leak or a SIGKILL takes that child only; the server reports each child's exit status.
 
 CUDA is never initialised in the server: `preload` only imports, and nothing it imports touches a
-device (tests/test_forkserver.py checks the CUDA entry points in the real server), so each child
+device (tests/test_startup.py trips on every CUDA entry point while the preload runs), so each child
 initialises CUDA itself, on the GPU its slot's CUDA_VISIBLE_DEVICES names. No torch operation runs
 in the server either (an OpenMP thread pool created before a fork is not usable in the child).
 
@@ -243,4 +243,6 @@ def _child(request: dict[str, Any], server_fds: tuple[int, ...]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    from ..fast_exit import exit_process
+
+    exit_process(serve())  # torch's teardown cost seconds after a sweep's last run

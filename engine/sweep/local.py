@@ -1,4 +1,4 @@
-"""The local executor: a bounded pool of detached run tasks on this machine.
+"""The local executor: a bounded pool of run processes on this machine.
 
 Torch-free. Each run is its own engine process running engine.sweep.task, forked from the
 scheduler's fork server (engine.sweep.forkserver: torch and the engine are imported once per
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import ConfigError
+from ..heartbeat import alive_elsewhere
 from ..launch import cuda_device_count, launch_detached
 from ..rundir import LOG, checkpoint_path
 from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
@@ -88,7 +89,28 @@ def plan_slots(options: dict[str, Any], device: str) -> list[Slot]:
         threads = max(1, cpu_cores() // n)
         return [Slot(str(g), threads) for _ in range(per_gpu) for g in indices]
     workers = options.get("workers", 1)
+    most = max_workers()
+    if workers > most:
+        raise ConfigError(f"--workers {workers}: this machine holds at most {most} parallel runs ({cpu_cores()} CPU "
+                          f"core(s), {memory_bytes() / 2**30:.0f} GiB of memory; each run needs half a core and "
+                          f"{RUN_MEMORY >> 20} MiB at least)")
     return [Slot(None, max(1, cpu_cores() // workers)) for _ in range(workers)]
+
+
+RUN_MEMORY = 512 << 20  # what one engine process needs at least (torch alone is ~300 MiB resident)
+
+
+def memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
+def max_workers() -> int:
+    """CPU workers this machine can hold: two runs per core at most (more only queue for the cores)
+    and the memory each engine needs."""
+    return max(1, min(2 * cpu_cores(), memory_bytes() // RUN_MEMORY))
 
 
 def sweep_device(sweep: Sweep) -> str:
@@ -101,8 +123,9 @@ def sweep_device(sweep: Sweep) -> str:
 
 
 def busy(run_dir: Path) -> bool:
-    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand)."""
-    return claimed(run_dir) or engine_alive(run_dir)
+    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand), here or on
+    another host (a fresh heartbeat: the rule engine.runs.run_status uses)."""
+    return claimed(run_dir) or engine_alive(run_dir) or alive_elsewhere(run_dir)
 
 
 class Scheduler:

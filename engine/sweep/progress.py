@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..config import METHODS
+from ..runs import read_summary
 from ..marks import STATUS_MARKS
 from .store import Sweep, counts, run_states
 
@@ -22,29 +23,35 @@ def counts_line(sweep: Sweep, states: dict[str, str]) -> str:
 
 
 def grid_table(sweep: Sweep, states: dict[str, str]) -> Any:
-    """Settings × methods; a mark per seed coloured by status, the mean ± std of the finished seeds."""
+    """Settings × methods; a mark per seed coloured by status, the mean ± std of the finished seeds.
+
+    Within one sweep a setting is one config (the sweep planned it), so its entries are its cells;
+    `gdw report` keys runs by their configs, across sweeps.
+    """
+    import statistics
+
     from rich.table import Table
     from rich.text import Text
 
-    from .report import collect
-
-    report = collect(sweep.run_dirs())
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for entry in sweep.runs:
         by_cell.setdefault((entry["setting"], entry["method"]), []).append(entry)
     methods = [m for m in METHODS if any(m == k[1] for k in by_cell)]
     table = Table("setting", *methods)
-    rows = {r.base: r for r in report.rows}  # one config per setting within a sweep
     for setting in dict.fromkeys(e["setting"] for e in sweep.runs):
         cells = []
         for m in methods:
             text = Text()
+            accs = []
             for entry in by_cell.get((setting, m), []):
-                mark, style = MARKS.get(states.get(entry["run_id"], "created"), ("?", "red"))
+                status = states.get(entry["run_id"], "created")
+                mark, style = MARKS.get(status, ("?", "red"))
                 text.append(mark, style=style)
-            cell = rows.get(setting).cells.get(m) if setting in rows else None
-            if cell is not None and cell.mean is not None:
-                text.append(f" {cell.mean:.2f}" + (f" ± {cell.std:.2f}" if cell.std is not None else ""))
+                acc = read_summary(sweep.runs_dir / entry["run_id"]).get("final_acc") if status == "finished" else None
+                if isinstance(acc, (int, float)) and not isinstance(acc, bool):
+                    accs.append(float(acc))
+            if accs:
+                text.append(f" {statistics.fmean(accs):.2f}" + (f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""))
             cells.append(text)
         table.add_row(setting, *cells)
     return table
