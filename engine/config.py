@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -289,16 +290,33 @@ def from_toml_dict(raw: dict[str, Any], source: str) -> dict[str, Any]:
 
 def load_toml_file(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        data = Path(path).read_bytes()
+        # A UTF-8 byte order mark (some Windows editors write one) is not part of the TOML.
+        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"preset file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"preset path is a directory, not a .toml file: {path}") from None
     except PermissionError:
         raise ConfigError(f"preset file is not readable: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not valid TOML: line {line} is not UTF-8 text "
+                          f"(byte 0x{data[e.start]:02x} at position {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(toml_error(path, text, e)) from None
+
+
+def toml_error(path: Path, text: str, e: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message, with the key named where it only says "Cannot overwrite a value"."""
+    message = str(e).splitlines()[0]
+    at = re.search(r"\(at line (\d+), column \d+\)", message)
+    if at and message.startswith("Cannot overwrite a value"):
+        number = int(at.group(1))
+        key = text.splitlines()[number - 1].partition("=")[0].strip()
+        return f"{path} is not valid TOML: line {number}: '{key}' is set twice"
+    return f"{path} is not valid TOML: {message}"
 
 
 # --- finding presets -------------------------------------------------------------------------

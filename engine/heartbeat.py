@@ -22,6 +22,7 @@ from .rundir import HEARTBEAT
 
 HEARTBEAT_S = 30.0
 MAX_AGE_S = 3 * HEARTBEAT_S  # two missed beats are tolerated (a busy shared filesystem, a slow node)
+MAX_SKEW_S = MAX_AGE_S  # how far ahead of the reader's clock a beat may be and still be believed
 
 # Slurm job states in which the job may still run (or run again) the engine; in any other state
 # (COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, PREEMPTED, OUT_OF_MEMORY, ...) it will not.
@@ -51,18 +52,55 @@ def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("time"), (int, float)) else None
 
 
+def beat_fresh(beat: dict[str, Any], max_age_s: float = MAX_AGE_S, now: float | None = None) -> bool:
+    """The one freshness rule, tolerant of clocks that disagree (the writer's clock is another node's).
+
+    A beat is fresh when it was written less than max_age_s ago by the writer's clock, and is not
+    more than MAX_SKEW_S ahead of this one: a node whose clock is up to a minute behind still
+    beats within the age (a beat every 30 s), and one up to MAX_SKEW_S ahead still counts. A beat
+    from further in the future (a wrong clock, a forged file) is not believed: it would otherwise
+    keep a dead run "running" forever.
+    """
+    age = (time.time() if now is None else now) - beat["time"]
+    return -MAX_SKEW_S <= age < max_age_s
+
+
 def heartbeat_fresh(run_dir: Path, max_age_s: float = MAX_AGE_S, now: float | None = None) -> bool:
-    """True when the run's heartbeat was written less than max_age_s ago (by the writer's clock)."""
     beat = read_heartbeat(run_dir)
-    if beat is None:
-        return False
-    return (time.time() if now is None else now) - beat["time"] < max_age_s
+    return beat is not None and beat_fresh(beat, max_age_s, now)
+
+
+def running_elsewhere(run_dir: Path, max_age_s: float = MAX_AGE_S) -> dict[str, Any] | None:
+    """The fresh heartbeat of an engine on another host (one this machine's lock probe cannot see), or None."""
+    beat = read_heartbeat(run_dir)
+    if beat is None or beat.get("host") == this_host() or not beat_fresh(beat, max_age_s):
+        return None
+    return beat
 
 
 def alive_elsewhere(run_dir: Path, max_age_s: float = MAX_AGE_S) -> bool:
-    """A fresh heartbeat written on another host: an engine this machine's lock probe cannot see."""
+    return running_elsewhere(run_dir, max_age_s) is not None
+
+
+def describe_heartbeat(run_dir: Path, now: float | None = None) -> str | None:
+    """The heartbeat in words for `gdw show` (host, age, and whether it is believed), or None."""
     beat = read_heartbeat(run_dir)
-    return beat is not None and beat.get("host") != this_host() and heartbeat_fresh(run_dir, max_age_s)
+    if beat is None:
+        return None
+    age = (time.time() if now is None else now) - beat["time"]
+    where = f"host {beat.get('host', '?')}"
+    if age < -MAX_SKEW_S:
+        return (f"{where}, {_span(-age)} ahead of this machine's clock: not believed (clock skew beyond "
+                f"{MAX_SKEW_S:.0f} s, or a forged file)")
+    when = f"{_span(age)} ago" if age >= 0 else f"{_span(-age)} ahead of this clock (tolerated skew)"
+    return f"{where}, {when}" + ("" if beat_fresh(beat, now=now) else " (stale)")
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def status_with_job(status: str, job_state: str | None) -> str:

@@ -7,6 +7,7 @@ run directories (create, lock, list, find, stop) are engine.runs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 # The files of a run directory.
@@ -49,5 +50,18 @@ def resume_refusal(run_dir: Path, status: str) -> str | None:
     if status == "finished":
         return "already finished; nothing to resume"
     if not checkpoint_path(run_dir).exists():
+        reached = _epochs_done(run_dir)
+        if reached:  # it did checkpoint: the file was removed since
+            return (f"has no checkpoint: {CHECKPOINT} is gone though it reached epoch {reached} "
+                    "(deleted or moved?); start it again")
         return "has no checkpoint yet (it stopped before its first epoch ended); start it again"
     return None
+
+
+def _epochs_done(run_dir: Path) -> int:
+    """Epochs the run finished by its summary (each one ended with a checkpoint); 0 if unknown."""
+    try:
+        epoch = json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8")).get("epoch")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else 0

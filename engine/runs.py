@@ -145,15 +145,59 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    """The stored summary, or a minimal one when it is missing or unreadable."""
+    """The stored summary, or a minimal one when it is missing or unreadable (read_summary_checked)."""
+    return read_summary_checked(run_dir)[0]
+
+
+# The summary fields readers rely on and their JSON types (None allowed where listed).
+_NUM, _INT, _STR = (int, float), (int,), (str,)
+SUMMARY_TYPES: dict[str, tuple[tuple[type, ...], bool, str]] = {
+    **{k: (_STR, False, "a string") for k in ("run_id", "preset", "title", "method", "dataset", "status", "message",
+                                               "sweep", "setting")},
+    **{k: (_INT, False, "an integer") for k in ("seed", "epoch", "epochs", "attempts")},
+    **{k: (_NUM, True, "a number or null") for k in ("final_acc", "best_acc", "last_test_acc", "created", "started",
+                                                     "ended")},
+    "wall_s": (_NUM, False, "a number"), "best_epoch": (_INT, True, "an integer or null"),
+    "pid": (_INT, True, "an integer or null"), "device": (_STR, True, "a string or null"),
+    "grid": ((dict,), False, "an object"),
+}
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    kinds, nullable, what = SUMMARY_TYPES[key]
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kinds) or (isinstance(value, float) and value != value):
+        shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+        return f"{key} must be {what} (got {shown if len(shown) <= 40 else shown[:37] + '...'})"
+    return None
+
+
+def read_summary_checked(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """The summary and, when the file was unusable, one line naming it and the problem.
+
+    summary.json can be written by anyone who shares the runs directory: a field of the wrong
+    type is left out (readers then see it as unknown) rather than crash every listing.
+    """
+    path = run_dir / SUMMARY
     try:
-        with open(run_dir / SUMMARY, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        if isinstance(data, dict):
-            return data
-    except (OSError, ValueError):
-        pass
-    return {"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"}
+    except FileNotFoundError:  # a run being created (config.toml is written first)
+        return {"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"}, None
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else type(e).__name__
+        return ({"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"},
+                f"{path} is unreadable ({why}); the run counts as created")
+    if not isinstance(data, dict):
+        return ({"run_id": run_dir.name, "status": "created", "message": "summary.json missing or unreadable"},
+                f"{path} is not a JSON object; the run counts as created")
+    problems = [(key, why) for key in SUMMARY_TYPES if key in data and (why := _type_problem(key, data[key]))]
+    for key, _ in problems:
+        del data[key]
+    if not problems:
+        return data, None
+    return data, f"{path}: {'; '.join(why for _, why in problems)}; shown without {'it' if len(problems) == 1 else 'them'}"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
@@ -268,7 +312,8 @@ def run_status(run_dir: Path, summary: dict[str, Any] | None = None) -> str:
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Every run directory with its summary and honest status, newest first."""
+    """Every run directory with its summary and honest status, newest first; a run whose
+    summary.json is unusable carries the line that says so under "problem"."""
     if not runs_dir.is_dir():
         return []
     runs = []
@@ -276,7 +321,9 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         for entry in entries:
             if entry.is_dir() and os.path.exists(os.path.join(entry.path, CONFIG)):
                 d = Path(entry.path)
-                s = read_summary(d)
+                s, problem = read_summary_checked(d)
+                if problem:
+                    s["problem"] = problem  # for the listing to say (gdw runs, the runs screen)
                 s["status"] = run_status(d, s)
                 s["run_id"] = entry.name
                 s["path"] = entry.path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from typing import Any
 
@@ -15,6 +17,25 @@ err = Console(stderr=True)
 
 def print_error(message: str) -> None:
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """A problem that does not stop the command (an unreadable file among many): one line on stderr."""
+    err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def name_too_long(e: OSError) -> str:
+    """ENAMETOOLONG in words: which name of the path is too long, and the limit."""
+    path = os.fsdecode(e.filename) if e.filename is not None else ""
+    longest = max(path.split(os.sep), key=lambda part: len(os.fsencode(part)), default="")
+    size = len(os.fsencode(longest))
+    if size > 255:
+        return f"a name in a path is {size} bytes long; a file system allows at most 255: {_clip(longest)}"
+    return f"a path is {len(os.fsencode(path))} bytes long, more than the file system allows: {_clip(path)}"
+
+
+def _clip(text: str, keep: int = 24) -> str:
+    return text if len(text) <= 2 * keep else f"{text[:keep]}…{text[-keep:]}"
 
 
 def fail(message: str) -> None:
@@ -33,6 +54,9 @@ class OneLineErrors(ClassicMetavars, typer.core.TyperGroup):
             # Not standalone: Typer returns the exit code of typer.Exit and raises usage errors.
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except Exception as e:
+            if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # wherever a path is used
+                print_error(name_too_long(e))
+                sys.exit(2)
             # click's ClickException (vendored by newer Typer versions), recognised by its interface.
             if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
                 raise

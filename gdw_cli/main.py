@@ -20,14 +20,16 @@ from rich.table import Column, Table
 from engine import __version__
 from engine.config import SCHEMA, TOP_LEVEL, ConfigError, available_presets, check_presets_dir, load_preset, parse_set
 from engine.fast_exit import exit_process
+from engine.heartbeat import describe_heartbeat
 from engine.method_table import METHODS
 from engine.rundir import resume_refusal
 from engine.runs import (
-    EVENTS, create_run, find_run, list_runs, load_run_config, read_summary, run_status, runs_dir_from, stop_run,
+    EVENTS, create_run, find_run, list_runs, load_run_config, read_summary_checked, run_status, runs_dir_from,
+    stop_run,
 )
 
 from . import export_command, plot_command, sweep_commands
-from .errors import OneLineErrors, err, fail
+from .errors import OneLineErrors, err, fail, warn
 from .headless import console, train_here
 from .help_format import Command
 from .plain_table import print_table
@@ -237,13 +239,31 @@ def stop(
     try:
         run_dir = find_run(runs_dir_from(runs_dir), run_ref)
         if not stop_run(run_dir, hard=now):
-            raise ConfigError(f"run {run_dir.name} is not running (status: {run_status(run_dir)})")
+            raise ConfigError(not_stoppable_here(run_dir))
     except ConfigError as e:
         fail(str(e))
     deadline = time.time() + wait
     while time.time() < deadline and run_status(run_dir) == "running":
         time.sleep(0.1)
-    console.print(f"{run_dir.name}: {run_status(run_dir)}", markup=False)
+    status = run_status(run_dir)
+    if status == "running":
+        err.print(f"error: run {run_dir.name} did not stop within {wait:g} s (it is still running); "
+                  f"`gdw stop {run_dir.name} --now` kills it (resume from its last checkpoint)",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"{run_dir.name}: {status}", markup=False)
+
+
+def not_stoppable_here(run_dir: Path) -> str:
+    """Why `gdw stop` could not signal the run: not running, or running on another host."""
+    from engine.heartbeat import running_elsewhere
+
+    status = run_status(run_dir)
+    beat = running_elsewhere(run_dir) if status == "running" else None
+    if beat is not None:
+        return (f"run {run_dir.name} is running on host {beat.get('host', '?')} (its heartbeat is fresh), "
+                f"out of reach of signals from here: stop it there, or cancel its Slurm job (`gdw stop SWEEP`)")
+    return f"run {run_dir.name} is not running (status: {status})"
 
 
 @app.command(cls=Command)
@@ -259,7 +279,9 @@ def show(
         _check_readable(run_dir)
     except ConfigError as e:
         fail(str(e))
-    s = read_summary(run_dir)
+    s, problem = read_summary_checked(run_dir)
+    if problem:
+        warn(problem)
     status = run_status(run_dir, s)
     table = Table(show_header=False, box=None, pad_edge=False)
     rows = [
@@ -273,6 +295,9 @@ def show(
     ]
     if s.get("message"):
         rows.append(("message", s["message"]))
+    beat = describe_heartbeat(run_dir)
+    if beat and status in ("running", "interrupted"):  # what the status on another host rests on
+        rows.append(("heartbeat", beat))
     if status in ("interrupted", "stopped", "failed"):
         refusal = resume_refusal(run_dir, status)
         gone = "the engine is gone without a final event; " if status == "interrupted" else ""
@@ -368,6 +393,9 @@ def runs_cmd(
                 ([s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
                   f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-",
                   run_changes(Path(s["path"]), None, presets) or "-"] for s in runs))
+    for s in runs:
+        if s.get("problem"):
+            warn(s["problem"])
 
 
 @app.command(cls=Command)

@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
                                              help="omega: the epochs to show (1-based; default first, middle, last); table6: the last one"),
         runs_dir: Optional[str] = typer.Option(None, "--runs-dir", metavar="DIR", help="runs directory (default: $GDW_RUNS_DIR or ./runs)"),
     ) -> None:
-        """Figures for a paper: curves with seed bands, Figure 7 (nozm), ω heatmaps, Table 6, target weights; a CSV beside each."""
+        """Figures for a paper: curves with seed bands, Figure 7 (nozm), ω heatmaps, Table 6, target weights, GLC's Ĉ; a CSV beside each."""
         try:
             written, notes = plot_files(runs_dir_from(runs_dir), refs, kind, Path(out).expanduser(), fmt, width,
                                         parse_epochs(epochs))

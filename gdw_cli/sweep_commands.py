@@ -25,15 +25,12 @@ from engine.sweep.executor import check_executor, executor_text, preflight
 from engine.sweep.store import Sweep, counts, died_hint, list_sweeps, run_states, scheduler_alive, scheduler_state, sweep_named
 from .plain_table import print_table
 
+from .errors import fail, warn
+
 console = Console()
 err = Console(stderr=True)
 WAIT_POLL_S = 1.0
 CONFIRM_ABOVE = 500  # runs: a bigger sweep is created only when confirmed (--yes in scripts)
-
-
-def _fail(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _out() -> Console:
@@ -244,7 +241,7 @@ def sweep_cmd(
         root = runs_dir_from(runs_dir)
         sweep = None if dry_run else create_sweep(root, spec, plans)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     except KeyboardInterrupt:
         err.print("interrupted: no sweep was created (nothing is left behind)", markup=False, highlight=False)
         raise typer.Exit(130) from None
@@ -286,8 +283,9 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
 
     root = runs_dir_from(runs_dir)
     table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
-    died = []
-    for sweep in list_sweeps(root):
+    died: list[Sweep] = []
+    unreadable: list[str] = []
+    for sweep in list_sweeps(root, unreadable):
         states = run_states(sweep, _job_states(sweep, make_executor))
         c = counts(states)
         scheduler = scheduler_state(sweep, states)
@@ -298,6 +296,8 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
     _out().print(table)
     for sweep in died:
         _out().print(f"{sweep.id}: {died_hint(sweep)}", markup=False, highlight=False, soft_wrap=True)
+    for line in unreadable:
+        warn(f"{line} (sweep left out)")
 
 
 def _job_states(sweep: Sweep, make_executor: Any) -> dict[str, str]:
@@ -321,7 +321,7 @@ def show_if_sweep(ref: str, runs_dir: str | None) -> bool:
     try:
         sweep = sweep_of(root, ref)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if sweep is None:
         return False
     states = run_states(sweep, _job_states(sweep, make_executor))
@@ -361,16 +361,15 @@ def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> b
             return False
         executor = make_executor(sweep.executor, sweep.options)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     try:
         sweep.set_stopped(True)
     except OSError as e:  # a full or read-only disk: stopping must not depend on writing
         from engine.sweep.local import signal_scheduler
 
         told = sweep.executor == "local" and signal_scheduler(sweep)
-        err.print(f"warning: cannot mark {sweep.dir.name}/sweep.json stopped ({e.strerror or e}); "
-                  + ("its scheduler was told by signal to start no more runs; " if told else "")
-                  + "stopping the runs", markup=False, highlight=False, soft_wrap=True)
+        warn(f"cannot mark {sweep.dir.name}/sweep.json stopped ({e.strerror or e}); "
+             + ("its scheduler was told by signal to start no more runs; " if told else "") + "stopping the runs")
     deadline = time.time() + wait_s
     signalled = set()
     while True:  # again and again: a task launched just before the flag was set is stopped too
@@ -423,7 +422,7 @@ def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = F
                           markup=False, highlight=False, soft_wrap=True)
         sweep.set_stopped(False)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     missing = [d for d in sweep.run_dirs() if not d.is_dir()]
     todo = [d for d in sweep.run_dirs() if d.is_dir() and (read_summary(d).get("status") != "finished" or busy(d))]
     gone = f"; {len(missing)} missing (deleted): {', '.join(d.name for d in missing)}" if missing else ""
@@ -470,7 +469,7 @@ def report_cmd(
         if not report.rows:
             raise ConfigError("no runs to report")
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if out is None and fmt is None and console.is_terminal:
         console.print(rich_table(report))
         return
@@ -483,7 +482,7 @@ def report_cmd(
         try:
             Path(out).expanduser().write_text(text, encoding="utf-8")
         except OSError as e:
-            _fail(f"cannot write {out}: {e.strerror}")
+            fail(f"cannot write {out}: {e.strerror}")
         console.print(f"wrote {out}", markup=False, highlight=False)
     for note in report.notes:  # on stderr: the table stays clean for a file, the reader still sees them
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)

@@ -100,6 +100,7 @@ class GdwApp(App):
         # Exceptions of background workers: each screen shows its own and stays usable; leaving
         # the app then prints them and exits non-zero (run_tui), so a failure never passes unseen.
         self.background_errors: list[tuple[str, BaseException | None]] = []
+        self.warned: set[str] = set()  # lines warn_once said
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"  # over SSH an animation is only extra bytes and lag
 
@@ -138,6 +139,13 @@ class GdwApp(App):
     def report_background_error(self, what: str, error: BaseException | None) -> None:
         """A worker raised: remembered for the exit code and the message printed on leaving."""
         self.background_errors.append((what, error))
+
+    def warn_once(self, message: str, title: str) -> None:
+        """A problem every refresh finds again (a file with wrong types in the runs directory) is
+        said once, not every two seconds."""
+        if message not in self.warned:
+            self.warned.add(message)
+            self.notify(message, title=title, severity="warning", timeout=10)
 
     # --- runs ----------------------------------------------------------------------------------
 

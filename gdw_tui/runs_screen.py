@@ -143,6 +143,9 @@ class RunsScreen(Screen):
 
     def _set_runs(self, runs: list[dict[str, Any]]) -> None:
         self.all_runs = runs
+        for run in runs:
+            if run.get("problem"):  # a summary.json with wrong types: the run is listed without those fields
+                self.app.warn_once(run["problem"], "runs")
         self._show_runs()
 
     @on(Input.Changed, "#runs-filter")

@@ -129,10 +129,13 @@ class SweepsScreen(Screen):
     @work(thread=True, exclusive=True, group="sweeps", exit_on_error=False)
     def refresh_sweeps(self) -> None:
         """Everything read from disk off the UI thread: each sweep's states, the shown sweep's summaries."""
-        rows = [(sweep, run_states(sweep)) for sweep in list_sweeps(self.runs_dir)]
+        unreadable: list[str] = []
+        rows = [(sweep, run_states(sweep)) for sweep in list_sweeps(self.runs_dir, unreadable)]
         shown = next((s for s, _ in rows if s.id == self.sweep_id), rows[0][0] if rows else None)
         summaries = {e["run_id"]: read_summary(shown.runs_dir / e["run_id"]) for e in shown.runs} if shown else {}
         self.app.call_from_thread(self._show, rows, summaries, slot_usage())
+        for line in unreadable:
+            self.app.call_from_thread(self.app.warn_once, f"{line} (sweep left out)", "sweeps")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A refresh, stop or resume that raised is said (once per message) and counted for the exit

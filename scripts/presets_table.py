@@ -69,7 +69,7 @@ def render() -> str:
         "(`gdw presets` lists them too). *noise* is the corruption kind and rate r (uniform r flips",
         "about r·(C−1)/C of the labels), *imbalance* the long-tail factor n_max/n_min (1 = balanced).",
         "*reference* is the paper's figure for the setting, test accuracy in percent, where the",
-        "project's sources (GDW-SPEC §7, the appendix) give one; each preset's description says more.",
+        "paper (its tables and appendix) gives one; each preset's description says more.",
         "All CIFAR presets follow appendix C: ResNet-32, batch 100, SGD lr 0.1 with cosine decay over",
         f"80 epochs, momentum {defaults['momentum'].default:g}, weight decay {defaults['weight_decay'].default:g},"
         " outer lr 100 (CIFAR-10) or 1000 (CIFAR-100), 1000 clean meta images.",

@@ -91,6 +91,7 @@ class Soak:
     died_at: float | None = None
     first_frame_s: float | None = None  # start to the replay's dashboard on the terminal
     sweep_runs: list[Path] = field(default_factory=list)  # the soak's sweep's run directories
+    torch_loaded: list[str] | None = None  # torch's libraries in the UI process at the end (None: not seen)
 
     def elapsed(self) -> float:
         return time.time() - self.started
@@ -305,6 +306,18 @@ def quit_ui(term: Terminal) -> int | None:
         return None
 
 
+def torch_loaded(pid: int) -> list[str] | None:
+    """torch's own libraries mapped into the UI process (the UI never imports torch): from
+    /proc/PID/maps, seen from outside, so nothing in the UI has to report on itself. None if
+    the process is gone."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+    names = {line.split()[-1] for line in maps.splitlines() if len(line.split()) >= 6}
+    return sorted(n for n in names if ("/torch/" in n and ".so" in n) or "libtorch" in Path(n).name)
+
+
 def plain_text(raw: bytes) -> str:
     return ANSI.sub(b"", raw).decode("utf-8", "replace").replace("\r", "")
 
@@ -350,6 +363,10 @@ def report(soak: Soak, exit_code: int | None, raw: bytes, engine: RealEngine, re
         problems.append("a traceback in the output")
     if exit_code != 0:
         problems.append(f"exit code {exit_code} after q" if exit_code is not None else "did not exit within 30 s of q")
+    if soak.torch_loaded:
+        problems.append(f"the UI process loaded torch ({', '.join(soak.torch_loaded[:3])})")
+    elif soak.torch_loaded is None:
+        problems.append("the UI process was gone before torch could be looked for")
     if growth is None:
         problems.append(f"no RSS sample at the {growth_from:.0f} s mark to judge memory by")
     elif growth > limit:
@@ -377,7 +394,7 @@ def report(soak: Soak, exit_code: int | None, raw: bytes, engine: RealEngine, re
         "cycles": soak.cycles, "real_dashboard_opened": soak.real_dashboard_opened,
         "engine_runs_started": engine.runs, "replay_still_running_at_end": replay_alive,
         "terminal_kb_per_s": round(len(raw) / 1024 / max(1.0, soak.elapsed()), 1),
-        "cpus": os.cpu_count(),
+        "cpus": os.cpu_count(), "torch_in_ui": soak.torch_loaded,
     }
 
 
@@ -430,6 +447,7 @@ def soak(duration: float, runs_dir: Path) -> dict:
         run.wait(duration - run.elapsed())
         run.sample()
         replay_alive = replay.poll() is None
+        run.torch_loaded = torch_loaded(term.proc.pid)  # after every screen, before q
         if not run.done():
             exit_code = quit_ui(term)
         else:

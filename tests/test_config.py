@@ -330,7 +330,7 @@ def test_binary_garbage_file(tmp_path):
     path = tmp_path / "garbage.toml"
     path.write_bytes(b"\xff\xfe\x00\x81garbage")
     assert error(load_preset, str(path)) == (
-        f"{path} is not valid TOML: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+        f"{path} is not valid TOML: line 1 is not UTF-8 text (byte 0xff at position 0)"
     )
 
 

@@ -44,8 +44,13 @@ def test_an_event_with_every_declared_field_is_valid(type_: str) -> None:
         (lambda e: e.pop("t"), "step: t must be a number of seconds (got None)"),
         (lambda e: e.update(v=SCHEMA_VERSION + 1), f"step: v must be an integer 1..{SCHEMA_VERSION} (got {SCHEMA_VERSION + 1})"),
         (lambda e: e.update(v=True), "step: v must be an integer"),
+        (lambda e: e.update(v=0), f"step: v must be an integer 1..{SCHEMA_VERSION} (got 0)"),
+        (lambda e: e.update(v=-1), f"step: v must be an integer 1..{SCHEMA_VERSION} (got -1)"),
+        (lambda e: e.update(v=1.0), f"step: v must be an integer 1..{SCHEMA_VERSION} (got 1.0)"),
+        (lambda e: e.update(v="1"), f"step: v must be an integer 1..{SCHEMA_VERSION} (got '1')"),
     ],
-    ids=["unknown-type", "undeclared-field", "missing-field", "no-time", "newer-version", "bool-version"],
+    ids=["unknown-type", "undeclared-field", "missing-field", "no-time", "newer-version", "bool-version", "version-0",
+         "negative-version", "float-version", "string-version"],
 )
 def test_invalid_events_are_refused_with_the_reason(change, error: str) -> None:
     event = full_event("step")

@@ -28,3 +28,11 @@ def test_readme_starts_with_the_two_fresh_machine_commands_and_ci_runs_the_secon
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet torch==2.14.1 torchvision==0.29.1" in ci and "-e '.[test]'" in ci
     assert "python -m pytest" in ci
+
+
+def test_the_repository_cites_its_own_docs_or_the_paper_not_a_private_spec():
+    # Preset descriptions are shown to users (`gdw presets`, the UI): they cite the paper.
+    shipped = [p for d in ("presets", "docs", "engine", "gdw_tui", "gdw_cli", "scripts") for p in (ROOT / d).rglob("*")
+               if p.is_file() and p.suffix in (".toml", ".md", ".py")] + [ROOT / "README.md", ROOT / "pyproject.toml"]
+    citing = [str(p.relative_to(ROOT)) for p in shipped if "GDW-SPEC" in p.read_text(encoding="utf-8")]
+    assert citing == []

@@ -19,7 +19,14 @@ from engine.sweep.store import create_sweep
 from gdw_cli.main import app
 
 runner = CliRunner()
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # Student t table, two-sided 95%
+# Student t tables (three decimals, as printed; scipy.stats.t.ppf agrees), every df a report can
+# meet with up to 31 seeds, both parities (the odd and even series are separate code), and beyond.
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}  # two-sided 95%
+T_995 = {1: 63.657, 2: 9.925, 5: 4.032, 6: 3.707, 9: 3.250, 10: 3.169, 29: 2.756}  # two-sided 99%
+T_95 = {1: 6.314, 2: 2.920, 5: 2.015, 6: 1.943, 9: 1.833, 10: 1.812, 29: 1.699}  # two-sided 90%
 SEEDS = [1, 10, 100, 1000, 10000]
 
 
@@ -47,8 +54,9 @@ def table(tmp_path):
 
 
 def test_t_quantiles_match_the_table():
-    for df, t in T_975.items():
-        assert t_quantile(0.95, df) == pytest.approx(t, abs=5e-4)
+    for level, table in ((0.95, T_975), (0.99, T_995), (0.90, T_95)):
+        for df, t in table.items():
+            assert t_quantile(level, df) == pytest.approx(t, abs=5e-4), (level, df)
 
 
 def test_report_against_independent_numbers(table):

@@ -47,6 +47,7 @@ def test_the_ui_survives_a_soak_past_its_once_a_minute_timers(tmp_path):
     assert result["resizes"] >= 3
     assert len(result["rss_mb_every_10s"]) >= SOAK_S // 10 and result["rss_mb"]["end"] > 0
     assert result["replay_still_running_at_end"]
+    assert result["torch_in_ui"] == [], result["torch_in_ui"]  # after every screen, in the real process
 
 
 # --- a failure inside the app: the real entry point with one method patched to raise -------------

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import ConfigError
+from ..heartbeat import alive_elsewhere
 from ..launch import cuda_device_count, launch_detached
 from ..rundir import LOG, checkpoint_path
 from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
@@ -122,8 +123,9 @@ def sweep_device(sweep: Sweep) -> str:
 
 
 def busy(run_dir: Path) -> bool:
-    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand)."""
-    return claimed(run_dir) or engine_alive(run_dir)
+    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand), here or on
+    another host (a fresh heartbeat: the rule engine.runs.run_status uses)."""
+    return claimed(run_dir) or engine_alive(run_dir) or alive_elsewhere(run_dir)
 
 
 class Scheduler:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import METHODS, SCHEMA, ConfigError, load_preset
 from ..method_table import methods_with_role
-from ..runs import load_run_config, read_summary, run_status
+from ..runs import load_run_config, read_summary_checked, run_status
 from .spec import fmt_value, setting_label
 
 FORMATS = ("md", "csv", "latex")
@@ -201,7 +201,9 @@ def collect(run_dirs: list[Path], presets_dir: str | None = None) -> Report:
     grid_keys: list[str] = []
     notes: list[str] = []
     for run_dir in run_dirs:
-        s = read_summary(run_dir)
+        s, problem = read_summary_checked(run_dir)
+        if problem:  # an unreadable summary is said, not silently a missing seed
+            notes.append(problem)
         try:
             cfg = load_run_config(run_dir)
         except ConfigError as e:

@@ -22,7 +22,8 @@ from typing import Any, Iterator
 from ..config import ConfigError
 from ..heartbeat import status_with_job
 from ..runs import atomic_write_text, create_run, ensure_runs_dir, lock_held, read_summary, run_status, try_lock, write_summary
-from .spec import RunPlan, SweepSpec, grid_tag
+from .executor import EXECUTORS
+from .spec import RunPlan, SweepSpec, grid_tag, parse_options
 from .task import claimed
 
 SWEEPS = "sweeps"
@@ -157,13 +158,71 @@ def _read(sweep_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path} is unreadable: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-        raise ConfigError(f"{path} is not a sweep file (no run list)")
+    problem = sweep_data_problem(data)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     return data
 
 
-def list_sweeps(runs_dir: Path) -> list[Sweep]:
-    """Every sweep in the runs directory, newest first (unreadable ones are left out)."""
+# What the readers of sweep.json rely on: each run entry's fields, and the sweep's own.
+NUMBER = (int, float)
+ENTRY_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "run_id": (str, "a run directory name"), "setting": (str, "a string"), "preset": (str, "a string"),
+    "method": (str, "a string"), "seed": (int, "an integer"), "grid": (dict, "an object"),
+}
+SWEEP_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a string"), "created": (NUMBER, "a number"), "executor": (str, "a string"),
+    "options": (dict, "an object"), "stopped": (bool, "true or false"),
+}
+
+
+def _got(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _wrong(value: Any, kind: type | tuple[type, ...]) -> bool:
+    # JSON's true/false are not numbers here, though Python's bool is an int.
+    return not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
+
+
+def sweep_data_problem(data: Any) -> str | None:
+    """Why a parsed sweep.json cannot be used (the first wrong field, in words), or None.
+
+    Every reader (gdw sweeps, show, report, resume, stop, the schedulers and the sweeps screen)
+    goes through _read, so a file with wrong types is one line naming it, never a traceback.
+    """
+    if not isinstance(data, dict):
+        return f"not a sweep file (a JSON object with a run list; got {type(data).__name__})"
+    if not isinstance(data.get("runs"), list):
+        return f"not a sweep file: runs must be a list of runs (got {_got(data.get('runs'))})"
+    for key, (kind, what) in SWEEP_FIELDS.items():
+        if key in data and _wrong(data[key], kind):
+            return f"{key} must be {what} (got {_got(data[key])})"
+    executor = data.get("executor", "local")
+    if executor not in EXECUTORS:
+        return f"executor must be one of {', '.join(EXECUTORS)} (got {_got(executor)})"
+    try:
+        parse_options(executor, data.get("options", {}), "options")
+    except ConfigError as e:
+        return str(e)
+    for i, entry in enumerate(data["runs"]):
+        if not isinstance(entry, dict):
+            return f"runs[{i}] must be an object with {', '.join(ENTRY_FIELDS)} (got {_got(entry)})"
+        for key, (kind, what) in ENTRY_FIELDS.items():
+            if key not in entry:
+                return f"runs[{i}] has no {key}"
+            if _wrong(entry[key], kind):
+                return f"runs[{i}].{key} must be {what} (got {_got(entry[key])})"
+        run_id = entry["run_id"]
+        if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", "..") or run_id.startswith("."):
+            return f"runs[{i}].run_id must be a run directory name in the runs directory (got {_got(run_id)})"
+    return None
+
+
+def list_sweeps(runs_dir: Path, problems: list[str] | None = None) -> list[Sweep]:
+    """Every sweep in the runs directory, newest first. An unreadable one is left out, and the
+    line that says why is appended to `problems` (for the caller to show)."""
     root = sweeps_root(runs_dir)
     if not root.is_dir():
         return []
@@ -172,8 +231,9 @@ def list_sweeps(runs_dir: Path) -> list[Sweep]:
         if (d / SWEEP_FILE).is_file():
             try:
                 out.append(Sweep(d, _read(d)))
-            except ConfigError:
-                continue
+            except ConfigError as e:
+                if problems is not None:
+                    problems.append(str(e))
     out.sort(key=lambda s: s.data.get("created") or 0, reverse=True)
     return out
 
