@@ -101,6 +101,17 @@ def dimmed(color: str, factor: float = 0.55) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(round(v * factor) for v in (r, g, b)))
 
 
+def _changes(model: RunModel) -> str:
+    """What a run set differently from its preset (`noise_rate=0.4`): it tells settings of one preset apart."""
+    from engine.changes import changes_from_preset
+    from engine.config import ConfigError, load_preset
+
+    try:
+        return changes_from_preset(model.config, load_preset(model.preset))
+    except (ConfigError, KeyError, TypeError):
+        return ""
+
+
 def accuracy_curves(names: list[str], models: list[RunModel], colors: list[str]) -> tuple[list[Curve], bool]:
     """One curve per run; or, where runs share a setting, their mean and a ±1 sd band (True then)."""
     groups: dict[str, list[int]] = {}
@@ -112,16 +123,17 @@ def accuracy_curves(names: list[str], models: list[RunModel], colors: list[str])
     reps = [models[members[0]] for members in groups.values()]
     fields = [lambda m: m.preset or "?", lambda m: m.method or "?"]
     varying = [f for f in fields if len({f(m) for m in reps}) > 1] or fields
+    labels = ["/".join(f(m) for f in varying) for m in reps]
+    labels = [f"{label} {_changes(m)}".rstrip() if labels.count(label) > 1 else label for label, m in zip(labels, reps)]
     curves = []
-    for members in groups.values():
+    for members, label in zip(groups.values(), labels):
         first, color = models[members[0]], colors[members[0]]
         info = XInfo.of_run(first, "epoch")
         if len(members) == 1:
             curves.append(Curve(names[members[0]], first.test_acc, color, x_info=info))
             continue
-        name = "/".join(f(first) for f in varying)
         mean, low, high = mean_and_band([models[i].test_acc.points() for i in members])
-        curves.append(Curve(f"{name} mean of {len(members)}", mean, color, x_info=info))
+        curves.append(Curve(f"{label} mean of {len(members)}", mean, color, x_info=info))
         curves.append(Curve("±1 sd", high, dimmed(color), x_info=info))
         curves.append(Curve("", low, dimmed(color), x_info=info, legend=False))
     return curves, True

@@ -355,3 +355,19 @@ async def test_compare_draws_a_mean_and_a_band_for_runs_sharing_a_setting(tmp_pa
         assert "gdw mean of 3" in legend and legend.count("±1 sd") == 2
         assert "mean ± 1 sd of runs sharing a setting" in screen_text(app)
         assert screen.query_one("#compare-table").row_count == 5  # every run is still listed
+
+
+async def test_compare_bands_of_one_preset_and_method_are_named_by_their_changes(tmp_path: Path) -> None:
+    from fixtures.make_fixtures import write_run
+
+    runs = tmp_path / "runs"
+    dirs = [write_run(runs, f"20251201-12000{i}-digits-unif60-gdw-s{s}", preset="digits-unif60", seed=s, noise_rate=rate,
+                      epochs=3, iters_per_epoch=10)
+            for i, (rate, s) in enumerate([(0.6, 1), (0.6, 10), (0.4, 1), (0.4, 10)])]
+    app = GdwApp(runs)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.push_screen(CompareScreen(dirs))
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.loaded, what="the comparison")
+        labels = [c.label for c in screen.query_one("#compare-acc", LineChart).curves if "mean" in c.label]
+        assert labels[0] != labels[1] and any("noise_rate=0.4" in label for label in labels), labels

@@ -132,11 +132,16 @@ def export(targets: list[Target], to: str, out: str | None = None, tracking_uri:
             for run_dir in target.runs:
                 _export_tensorboard(run_dir, dest / target.sweep_id if target.sweep_id else dest, say)
     else:
+        import wandb
+
         from .to_wandb import export_run
 
-        for target in targets:
-            for run_dir in target.runs:
-                export_run(run_dir, dest, project or DEFAULT_PROJECT, target.sweep_id, online, say)
+        try:
+            for target in targets:
+                for run_dir in target.runs:
+                    export_run(run_dir, dest, project or DEFAULT_PROJECT, target.sweep_id, online, say)
+        finally:
+            wandb.teardown()  # W&B's service process ends here, not when the calling process does
 
 
 def _export_csv(target: Target, dest: Path, say: Callable[[str], None]) -> None:
