@@ -46,9 +46,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
-def create_run(runs_dir: Path, cfg: dict[str, Any], tag: str = "") -> Path:
+def create_run(runs_dir: Path, cfg: dict[str, Any], tag: str = "", presets_dir: str | None = None,
+               presets: dict[str, dict[str, Any]] | None = None) -> Path:
     """A new, unique run directory with config.toml and a `created` summary. `tag` ends its name
     (a sweep's grid values: `…-gdw-s1-outer_lr10`), so runs of one second differ by more than `-2`.
+    The summary keeps what the run changed from its preset (`changes`), so listings need not parse
+    every run's config.toml; `presets` caches the presets read for a sweep's many runs.
 
     mkdir is atomic, so concurrent launches (even in the same second) never share a directory.
     """
@@ -69,7 +72,13 @@ def create_run(runs_dir: Path, cfg: dict[str, Any], tag: str = "") -> Path:
         raise ConfigError(f"too many runs named {base} in {runs_dir}")
     try:
         atomic_write_text(run_dir / CONFIG, to_toml(cfg))
-        write_summary(run_dir, initial_summary(run_dir, cfg))
+        summary = initial_summary(run_dir, cfg)
+        from .changes import preset_changes  # engine.changes reads run directories through this module
+
+        changes = preset_changes(cfg, presets_dir, presets)
+        if changes is not None:  # a preset that cannot be read now: listings compute it from config.toml
+            summary["changes"] = changes
+        write_summary(run_dir, summary)
     except BaseException as e:  # a full disk, or Ctrl-C: no half-made run is left
         _remove_tree(run_dir)
         if isinstance(e, OSError):
@@ -153,7 +162,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 _NUM, _INT, _STR = (int, float), (int,), (str,)
 SUMMARY_TYPES: dict[str, tuple[tuple[type, ...], bool, str]] = {
     **{k: (_STR, False, "a string") for k in ("run_id", "preset", "title", "method", "dataset", "status", "message",
-                                               "sweep", "setting")},
+                                               "sweep", "setting", "changes")},
     **{k: (_INT, False, "an integer") for k in ("seed", "epoch", "epochs", "attempts")},
     **{k: (_NUM, True, "a number or null") for k in ("final_acc", "best_acc", "last_test_acc", "created", "started",
                                                      "ended")},

@@ -174,7 +174,7 @@ def run(
             from engine.device import resolve_device
 
             resolve_device(cfg["train"]["device"])  # with torch, which the UI process never imports
-        run_dir = create_run(root, cfg)
+        run_dir = create_run(root, cfg, presets_dir=presets_dir)
     except ConfigError as e:
         fail(str(e))
     if headless:
@@ -285,7 +285,7 @@ def show(
     status = run_status(run_dir, s)
     table = Table(show_header=False, box=None, pad_edge=False)
     rows = [
-        ("run", run_dir.name), ("status", status), ("preset", s.get("preset")), ("changes", _changes_text(run_dir)),
+        ("run", run_dir.name), ("status", status), ("preset", s.get("preset")), ("changes", _changes_text(run_dir, s)),
         ("method", s.get("method")),
         ("seed", s.get("seed")), ("dataset", s.get("dataset")), ("device", s.get("device")),
         ("epoch", f"{s.get('epoch', 0)}/{s.get('epochs', '?')}"),
@@ -314,11 +314,11 @@ def show(
             console.print(tb, markup=False, highlight=False)
 
 
-def _changes_text(run_dir: Path) -> str:
+def _changes_text(run_dir: Path, summary: dict[str, Any]) -> str:
     """What the run set differently from its preset (`noise_rate=0.4 epochs=300`), or says there is nothing."""
     from engine.changes import run_changes
 
-    changes = run_changes(run_dir, None)
+    changes = run_changes(run_dir, None, summary=summary)
     if changes == "?":
         return "unknown (its config or its preset cannot be read here)"
     return changes or "none (the preset as it is)"
@@ -392,7 +392,7 @@ def runs_cmd(
     print_table(["run", "status", "preset", "method", "seed", "epoch", "final", "best", "changes"],
                 ([s["run_id"], s["status"], str(s.get("preset", "")), str(s.get("method", "")), str(s.get("seed", "")),
                   f"{s.get('epoch', 0)}/{s.get('epochs', '?')}", _pct(s.get("final_acc")) or "-", _pct(s.get("best_acc")) or "-",
-                  run_changes(Path(s["path"]), None, presets) or "-"] for s in runs))
+                  run_changes(Path(s["path"]), None, presets, s) or "-"] for s in runs))
     for s in runs:
         if s.get("problem"):
             warn(s["problem"])

@@ -239,7 +239,7 @@ def sweep_cmd(
         plans, slots = checked.plans, checked.slots
         confirm_size(len(plans), yes)
         root = runs_dir_from(runs_dir)
-        sweep = None if dry_run else create_sweep(root, spec, plans)
+        sweep = None if dry_run else create_sweep(root, spec, plans, presets_dir)
     except ConfigError as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -170,7 +170,7 @@ class GdwApp(App):
         """
         try:
             preflight(cfg)
-            run_dir = create_run(self.runs_dir, cfg)
+            run_dir = create_run(self.runs_dir, cfg, presets_dir=self.presets_dir)
             self.launched[run_dir] = launch_detached(run_dir)
         except (ConfigError, OSError) as e:
             self.notify(str(e), title="cannot launch", severity="error")

@@ -121,7 +121,7 @@ class RunsScreen(Screen):
         runs = list_runs(self.runs_dir)
         for run in runs:
             if run["path"] not in self._changes:
-                self._changes[run["path"]] = run_changes(Path(run["path"]), self.presets_dir)
+                self._changes[run["path"]] = run_changes(Path(run["path"]), self.presets_dir, None, run)
             run["changes"] = self._changes[run["path"]]
         self.app.call_from_thread(self._set_runs, runs)
 

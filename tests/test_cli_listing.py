@@ -56,6 +56,29 @@ def test_show_run_says_what_it_changed(runs: Path) -> None:
     assert fields(cli("show", plain, "--runs-dir", str(runs)).stdout)["changes"] == "none (the preset as it is)"
 
 
+def test_a_run_keeps_its_changes_in_its_summary_and_listings_need_not_read_its_config(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run_dir = create_run(root, load_preset("digits-unif60", {"data.noise_rate": 0.4, "train.epochs": 300}))
+    assert read_summary(run_dir)["changes"] == "noise_rate=0.4 epochs=300"
+    spec = SweepSpec(presets=["digits-clean"], methods=["erm"], seeds=[1], sets={"train.epochs": 2}, name="s")
+    assert read_summary(create_sweep(root, spec, expand(spec)).run_dirs()[0])["changes"] == "epochs=2"
+    (run_dir / "config.toml").write_text("not [ toml")  # the listing reads the summary, never this
+    rows = cli("runs", "--runs-dir", str(root)).stdout.splitlines()
+    assert any(row.startswith(run_dir.name + " ") and row.endswith(" noise_rate=0.4 epochs=300") for row in rows), rows
+    assert fields(cli("show", run_dir.name, "--runs-dir", str(root)).stdout)["changes"] == "noise_rate=0.4 epochs=300"
+
+
+def test_a_run_made_before_stored_changes_gets_them_from_its_config(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run_dir = create_run(root, load_preset("digits-unif60", {"train.epochs": 300}))
+    s = read_summary(run_dir)
+    del s["changes"]
+    write_summary(run_dir, s)
+    rows = cli("runs", "--runs-dir", str(root)).stdout.splitlines()
+    assert any(row.startswith(run_dir.name + " ") and row.endswith(" epochs=300") for row in rows), rows
+    assert fields(cli("show", run_dir.name, "--runs-dir", str(root)).stdout)["changes"] == "epochs=300"
+
+
 def test_runs_has_a_changes_column_and_filters(runs: Path) -> None:
     listed = cli("runs", "--runs-dir", str(runs))
     assert listed.exit_code == 0

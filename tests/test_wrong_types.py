@@ -34,7 +34,8 @@ BAD_SWEEPS = {  # name -> (what is done to its sweep.json, the line that names t
                 "runs[0].run_id must be a run directory name in the runs directory (got '../../etc')"),
 }
 BAD_SUMMARIES = {"created": ("x", "created must be a number or null (got 'x')"),
-                 "final_acc": ("abc", "final_acc must be a number or null (got 'abc')")}
+                 "final_acc": ("abc", "final_acc must be a number or null (got 'abc')"),
+                 "changes": (["epochs=2"], 'changes must be a string (got ["epochs=2"])')}
 
 
 def small_sweep(root: Path, name: str):
@@ -99,6 +100,10 @@ def test_gdw_runs_lists_every_run_and_names_each_bad_summary(world):
     acc_row = next(line for line in lines if line.startswith(world["runs"]["final_acc"][0] + " "))
     created_row = next(line for line in lines if line.startswith(world["runs"]["created"][0] + " "))
     assert acc_row.split()[6] == "-" and created_row.split()[6] == "90.50"  # only the wrong field is unknown
+    # A wrong-typed `changes` is left out and the run's changes are computed from its config.toml instead.
+    good_row = next(line for line in lines if line.startswith(world["good_run"] + " "))
+    changes_row = next(line for line in lines if line.startswith(world["runs"]["changes"][0] + " "))
+    assert "epochs=2" in good_row.split()[8:] and changes_row.split()[8:] == good_row.split()[8:]
 
 
 @pytest.mark.parametrize("field", list(BAD_SUMMARIES))

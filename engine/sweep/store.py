@@ -92,12 +92,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "sweep"
 
 
-def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan]) -> Sweep:
+def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan], presets_dir: str | None = None) -> Sweep:
     """The sweep directory and all its runs; on any failure nothing is left behind."""
     ensure_runs_dir(runs_dir)
     root = sweeps_root(runs_dir)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(spec.name or spec.presets[0])}"
     made: list[Path] = []
+    presets: dict[str, Any] = {}  # each preset read once for the runs' stored changes
     sweep_dir: Path | None = None
     try:
         root.mkdir(exist_ok=True)
@@ -112,7 +113,7 @@ def create_sweep(runs_dir: Path, spec: SweepSpec, plans: list[RunPlan]) -> Sweep
         assert sweep_dir is not None
         entries = []
         for plan in plans:
-            run_dir = create_run(runs_dir, plan.config, tag=grid_tag(plan.grid))
+            run_dir = create_run(runs_dir, plan.config, tag=grid_tag(plan.grid), presets_dir=presets_dir, presets=presets)
             made.append(run_dir)
             summary = read_summary(run_dir)
             summary.update(sweep=sweep_dir.name, setting=plan.setting, grid=plan.grid)

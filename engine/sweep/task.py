@@ -70,7 +70,7 @@ def archive_attempt(run_dir: Path) -> None:
         if (run_dir / name).exists():
             os.replace(run_dir / name, dest / name)
     fresh = initial_summary(run_dir, load_run_config(run_dir))
-    for key in ("created", "sweep", "setting", "grid"):  # the run's identity stays
+    for key in ("created", "sweep", "setting", "grid", "changes"):  # the run's identity stays
         if key in old:
             fresh[key] = old[key]
     fresh["attempts"] = n
