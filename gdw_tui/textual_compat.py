@@ -42,6 +42,8 @@ def drop_closed_watchers(node: DOMNode) -> int:
 # --- 2. DataTable's measured widths (gdw_tui/widgets/data_table.py) ------------------------------
 # Textual measures new rows' column widths on the next idle (`_update_dimensions`) but keeps the
 # lines it painted before (`_clear_caches` drops them). Neither has a public counterpart.
+# The hook needs no refresh of its own: `_update_dimensions` ends by setting `virtual_size` (a reactive
+# that repaints the table when it changes), and the total width changes whenever a column widened.
 
 
 class MeasuringDataTable(DataTable):

@@ -24,7 +24,7 @@ from engine.config import load_preset
 from engine.launch import launch_detached
 from engine.runs import create_run, read_summary, run_status, stop_run
 from gdw_cli.main import app
-from lifecycle_helpers import SMALL, epoch_records, events, gdw_popen, last_line
+from lifecycle_helpers import SMALL, epoch_records, events, gdw, gdw_popen, last_line, wait_for
 
 EPOCHS = 3
 # Signal the engine at this iteration (or later) of the second epoch: after the first checkpoint,
@@ -171,6 +171,46 @@ def test_clean_stop_mid_epoch_checkpoints_and_resumes_exactly(lifecycle):
     assert (after[resumed_at]["from_epoch"], after[resumed_at]["from_iter"]) == (1, stopped["iter"])
     first_step = next(e for e in after[resumed_at:] if e["type"] == "step")
     assert (first_step["epoch"], first_step["iter"]) == (1, stopped["iter"])
+
+
+# An augmented run: digits has no augmentation, so the runs above never draw from the augmentation
+# generator. Synthetic 32×32 images are cropped and flipped (training and clean batches alike); a
+# small MLP and 4 iterations per epoch (300 images less 100 meta, batch 50) keep it to seconds.
+AUGMENTED = ["synthetic-smoke", "--epochs", "2", "--set", "model.arch=digits_mlp", "--set", "data.synthetic_train=300",
+             "--set", "data.synthetic_test=50", "--set", "train.batch_size=50", *SMALL]
+
+
+def test_sigkilled_augmented_run_resumes_exactly(tmp_path):
+    ref = gdw_popen("run", "--headless", *AUGMENTED, "--runs-dir", str(tmp_path / "ref"))
+    cfg = load_preset("synthetic-smoke", {"train.epochs": 2, "model.arch": "digits_mlp", "data.synthetic_train": 300,
+                                          "data.synthetic_test": 50, "train.batch_size": 50, "train.device": "cpu",
+                                          "train.step_events_per_s": 10000})
+    assert cfg["data"]["augment"]
+    run_dir = create_run(tmp_path / "killed", cfg)
+    # Held inside the second epoch, after the end-of-epoch-1 checkpoint: the augmentation generator
+    # has moved on by a whole epoch of draws, which the resumed run must pick up.
+    proc = launch_detached(run_dir, env={"OMP_NUM_THREADS": "1",
+                                         "GDW_TEST_HOLD": f"step@1.2:{run_dir / 'release'}"})
+    try:
+        wait_for(lambda: (run_dir / "release.held").exists(), what="the hold in epoch 2", proc=proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert [e["epoch"] for e in events(run_dir) if e["type"] == "checkpoint"] == [1]
+
+    resumed = gdw("resume", run_dir.name, "--headless", "--runs-dir", str(run_dir.parent))
+    assert resumed.returncode == 0, resumed.stderr
+    so, se = ref.communicate(timeout=240)
+    assert ref.returncode == 0, se
+    ref_dir = the_run(tmp_path / "ref")
+    resume = next(e for e in events(run_dir) if e["type"] == "resume")
+    assert (resume["from_epoch"], resume["from_iter"]) == (1, 0)
+    assert read_summary(run_dir)["status"] == "finished"
+    assert read_summary(run_dir)["final_acc"] == read_summary(ref_dir)["final_acc"]
+    assert final_acc_line(resumed.stdout) == final_acc_line(so)
+    ref_epochs, resumed_epochs = epoch_records(ref_dir), epoch_records(run_dir)
+    assert [e["epoch"] for e in resumed_epochs] == [0, 1]
+    assert resumed_epochs == ref_epochs
 
 
 # --- failures the engine reports itself (in-process, through the CLI) ------------------------------

@@ -11,6 +11,7 @@ import inspect
 import textual
 import textual.reactive
 from textual.app import App
+from textual.widget import Widget
 from textual.widgets import DataTable, Label, RichLog
 
 from gdw_tui import textual_compat
@@ -21,6 +22,12 @@ def test_the_private_methods_extended_are_still_there() -> None:
     for name in ("_update_dimensions", "_clear_caches"):
         assert callable(getattr(DataTable, name, None)), f"DataTable.{name} is gone (textual {textual.__version__})"
     assert textual_compat.WATCHERS in inspect.getsource(textual.reactive), "reactive watchers are no longer in __watchers"
+    # widths_measured needs no refresh of its own: _update_dimensions ends by setting virtual_size, a
+    # reactive that repaints the table when it changes, and it changes whenever a column widened.
+    assert "self.virtual_size = Size(" in inspect.getsource(DataTable._update_dimensions), \
+        "DataTable._update_dimensions no longer sets virtual_size: widths_measured must refresh the table itself"
+    virtual_size = Widget.__dict__["virtual_size"]
+    assert virtual_size._repaint and virtual_size._layout, "virtual_size no longer repaints: see widths_measured"
 
 
 async def test_the_private_attributes_read_are_still_there() -> None:

@@ -16,5 +16,6 @@ from ..textual_compat import MeasuringDataTable
 
 class DataTable(MeasuringDataTable):
     def widths_measured(self) -> None:
+        # No refresh of our own: when a column widened, Textual's _update_dimensions has just set a
+        # new virtual_size, which marks the whole table for repaint (it repaints from emptied caches).
         self.forget_painted_lines()
-        self.refresh()
