@@ -31,6 +31,7 @@ class CheckedSweep:
     spec: SweepSpec
     plans: list[RunPlan]
     slots: list["Slot"] = field(default_factory=list)  # the local pool (empty for slurm)
+    presets_dir: str | None = None  # where the presets were read: the runs' stored changes are against them
 
 
 class DataMissing(ConfigError):
@@ -62,7 +63,7 @@ def check_sweep(spec: SweepSpec, presets_dir: str | os.PathLike[str] | None = No
 
             check_live_log(plan.config)
             checked_logs.add(log)
-    return CheckedSweep(spec, plans, slots)
+    return CheckedSweep(spec, plans, slots, None if presets_dir is None else str(presets_dir))
 
 
 def start_sweep(runs_dir: Path, checked: CheckedSweep) -> tuple["Sweep", "subprocess.Popen | None"]:
@@ -74,7 +75,7 @@ def start_sweep(runs_dir: Path, checked: CheckedSweep) -> tuple["Sweep", "subpro
     """
     from .store import create_sweep
 
-    sweep = create_sweep(runs_dir, checked.spec, checked.plans)
+    sweep = create_sweep(runs_dir, checked.spec, checked.plans, checked.presets_dir)
     executor = make_executor(sweep.executor, {**sweep.options, "detach": True})
     try:
         executor.submit(sweep, sweep.run_dirs())
