@@ -56,8 +56,8 @@ def test_bench_json_reports_every_method_with_ratios():
     assert data["device"] == "cpu" and data["arch"] == "digits_mlp"
     # Progress while it measures goes to stderr, step by step, and stays out of the JSON on stdout.
     lines = result.stderr.splitlines()
-    assert lines[:4] == [f"bench: setting up {m} ({n}/4)" for n, m in enumerate(["erm", "mwnet", "gdw", "gdw-naive"], 1)]
-    assert lines[4:] == ["bench: round 1/2: one iteration of each method", "bench: round 2/2: one iteration of each method"]
+    assert lines[:7] == [f"bench: setting up {m} ({n}/7)" for n, m in enumerate(names, 1)]
+    assert lines[7:] == ["bench: round 1/2: one iteration of each method", "bench: round 2/2: one iteration of each method"]
 
 
 def test_bench_measures_both_augmentation_pipelines():
