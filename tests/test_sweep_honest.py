@@ -106,14 +106,20 @@ def test_a_deleted_run_of_a_stopped_sweep_is_said_and_the_others_run(tmp_path):
     assert again.returncode == 1 and f"1 of 3 run(s) did not finish:\n  {gone.name} missing" in again.stdout, again.stdout
 
 
-def test_a_corrupt_checkpoint_in_a_sweep_is_said_and_the_run_can_start_over(tmp_path):
-    # 40 epochs of ~0.2 s: the stop comes well before the first run ends.
+def two_run_sweep_with_a_checkpoint(tmp_path):
+    """A detached 2-run, 1-worker ERM sweep of 40 epochs (~0.2 s each), once its first run has checkpointed an epoch."""
     r = gdw("sweep", "digits-unif60", "--methods", "erm", "--seeds", "1,10", "--set", "train.epochs=40", "--device", "cpu",
             "--workers", "1", "--detach", "--runs-dir", str(tmp_path), timeout=120)
     assert r.returncode == 0, r.stderr
     sweep = find_sweep(tmp_path, sweep_id(r.stdout))
     first, second = (tmp_path / e["run_id"] for e in sweep.runs)
     wait_for(lambda: checkpointed(first), timeout=300, what="the first run to checkpoint an epoch")
+    return sweep, first, second
+
+
+def test_a_corrupt_checkpoint_in_a_sweep_is_said_and_the_run_can_start_over(tmp_path):
+    # 40 epochs of ~0.2 s: the stop comes well before the first run ends.
+    sweep, first, second = two_run_sweep_with_a_checkpoint(tmp_path)
     assert gdw("stop", sweep.id, "--runs-dir", str(tmp_path)).returncode == 0
     wait_for(lambda: not scheduler_alive(sweep), what="the scheduler to end")
     assert run_status(first) == "stopped"
@@ -150,12 +156,7 @@ def no_file_writes() -> None:
 
 
 def test_stop_sweep_works_when_sweep_json_cannot_be_written(tmp_path):
-    r = gdw("sweep", "digits-unif60", "--methods", "erm", "--seeds", "1,10", "--set", "train.epochs=40", "--device", "cpu",
-            "--workers", "1", "--detach", "--runs-dir", str(tmp_path), timeout=120)
-    assert r.returncode == 0, r.stderr
-    sweep = find_sweep(tmp_path, sweep_id(r.stdout))
-    first, second = (tmp_path / e["run_id"] for e in sweep.runs)
-    wait_for(lambda: checkpointed(first), timeout=300, what="the first run to checkpoint an epoch")
+    sweep, first, second = two_run_sweep_with_a_checkpoint(tmp_path)
     stop = gdw("stop", sweep.id, "--runs-dir", str(tmp_path), preexec_fn=no_file_writes)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert "Traceback" not in stop.stderr and stop.stderr.startswith(
