@@ -18,6 +18,7 @@ import torch
 from .allocator import keep_freed_memory
 from .config import SCHEMA, ConfigError
 from .method_table import METHODS
+from .optim import SGD
 from .device import device_name, resolve_device
 
 # Every method, and GDW written the authors' way; by default gdw-nozm is left out (it costs what gdw does).
@@ -45,7 +46,7 @@ def _setup(method: str, arch: str, num_classes: int, device: torch.device, chann
     if channels_last and len(in_shape) == 3:
         model = model.to(memory_format=torch.channels_last)
     train = {k: f.default for k, f in SCHEMA["train"].items()}
-    opt = torch.optim.SGD(model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"])
+    opt = SGD(model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"])
     if method == "gdw-naive":
         from .bench_naive import NaiveGDW
 
@@ -55,7 +56,7 @@ def _setup(method: str, arch: str, num_classes: int, device: torch.device, chann
         net2 = build().to(device)
         if channels_last and len(in_shape) == 3:
             net2 = net2.to(memory_format=torch.channels_last)
-        extra = {"model2": net2, "optimizer2": torch.optim.SGD(net2.parameters(), lr=train["lr"], momentum=train["momentum"],
+        extra = {"model2": net2, "optimizer2": SGD(net2.parameters(), lr=train["lr"], momentum=train["momentum"],
                                                                weight_decay=train["weight_decay"]), "forget_rate": 0.5}
     m = make_method(method, model, num_classes, opt, **extra)
     if method == "glc":

@@ -21,6 +21,7 @@ from .config import SCHEMA
 from .methods.base import StepStats, set_lr
 from .methods.base import WEIGHT_MAX as OMEGA_MAX, WEIGHT_MIN as OMEGA_MIN
 from .methods.gdw import P_MAX, zero_mean_constraint
+from .optim import Adam  # as the engine builds it, so the comparison is the algorithm's, not the optimiser wrapper's
 from .vnet import VNet
 
 
@@ -36,7 +37,7 @@ class NaiveGDW:
         self.optimizer, self.outer_lr, self.clip = optimizer, train["outer_lr"], train["clip"]
         param = next(model.parameters())
         self.vnet = VNet(train["vnet_hidden"]).to(device=param.device, dtype=param.dtype)
-        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=train["vnet_lr"],
+        self.vnet_optimizer = Adam(self.vnet.parameters(), lr=train["vnet_lr"],
                                                weight_decay=train["vnet_weight_decay"])
 
     def _rebuild(self) -> nn.Module:

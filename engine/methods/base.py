@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from ..method_table import METHODS
+from ..optim import Adam
 from ..vnet import VNet
 from .forward_trace import RecordedForward, buffer_copies, record_forward
 
@@ -274,7 +275,7 @@ class VNetMethod(Method):
         super().__init__(model, num_classes, optimizer)
         param = next(model.parameters())
         self.vnet = VNet(vnet_hidden).to(device=param.device, dtype=param.dtype)
-        self.vnet_optimizer = torch.optim.Adam(self.vnet.parameters(), lr=vnet_lr, weight_decay=vnet_weight_decay)
+        self.vnet_optimizer = Adam(self.vnet.parameters(), lr=vnet_lr, weight_decay=vnet_weight_decay)
 
     def _vnet_step(self, weights: torch.Tensor, d_weights: torch.Tensor) -> None:
         """One Adam step on φ with ∂L_meta/∂φ = (∂w/∂φ)ᵀ ∂L_meta/∂w."""

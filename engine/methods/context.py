@@ -13,6 +13,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from ..optim import SGD
+
 
 def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
     """lr_e = lr · (1 + cos(π e / E)) / 2, set once per epoch (docs/algorithm.md §2, step 5)."""
@@ -53,9 +55,9 @@ class RunContext:
         return model
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """The preset's optimiser: SGD with train.lr, train.momentum, train.weight_decay."""
+        """The preset's optimiser: SGD with train.lr, train.momentum, train.weight_decay (torch's, via engine/optim.py)."""
         t = self.train
-        return torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
+        return SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
 
     def cosine_lr(self, epoch: int, epochs: int) -> float:
         return cosine_lr(self.train["lr"], epoch, epochs)
