@@ -1,8 +1,8 @@
 """A fork server for the local executor: torch and the engine are imported once, each run still
 gets a process of its own.
 
-Starting a Python process that trains costs seconds of imports (torch, and torch._dynamo, which
-torch.optim imports for the first optimizer); a sweep of short runs paid them for every run. The
+Starting a Python process that trains costs seconds of imports (torch above all); a sweep of short
+runs paid them for every run. The
 scheduler starts one server (`python -m engine.sweep.forkserver`, its own session) that imports
 what a run uses (`preload`), then forks one child per run: the child leaves the server's session,
 writes to the run's engine.log, takes its slot's environment and threads, and runs
@@ -38,8 +38,7 @@ START_TIMEOUT_S = 600.0  # the first answer waits for the server's imports (seco
 
 def preload() -> None:
     """What every run imports, loaded once in the server (imports only: no device, no torch op)."""
-    import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401  (torch.optim's first optimizer imports it: 1.6 s of a run)
+    import torch  # noqa: F401  (not torch._dynamo: a run never imports it, engine/optim.py)
 
     import engine.__main__  # noqa: F401
     import engine.data  # noqa: F401
