@@ -237,3 +237,23 @@ def test_meta_methods_require_a_meta_batch():
     x, y, _, _ = next(batches(1))
     with pytest.raises(ValueError, match="meta batch"):
         method.step(x, y, lr=LR)
+
+
+def test_scalar_for_backward_is_the_explicit_gradient_backward_bit_for_bit():
+    from engine.methods.base import scalar_for_backward
+
+    def grads(use_scalar: bool) -> list[torch.Tensor]:
+        torch.manual_seed(3)
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+        x, g = torch.randn(7, 3, 8, 8), torch.randn(7, 5)
+        out = net(x)
+        if use_scalar:
+            virtual = torch.autograd.grad(scalar_for_backward(out, g), list(net.parameters()), retain_graph=True)
+            scalar_for_backward(out, g * 3).backward()
+        else:
+            virtual = torch.autograd.grad(out, list(net.parameters()), grad_outputs=g, retain_graph=True)
+            out.backward(g * 3)
+        return list(virtual) + [p.grad for p in net.parameters()]
+
+    for a, b in zip(grads(True), grads(False), strict=True):
+        assert torch.equal(a, b)

@@ -1,10 +1,10 @@
 """Start-up of the engine and of a local sweep's runs, through the real CLI and real processes.
 
 A run imports only what it uses (no torchvision for digits, no scikit-learn once the digits are
-cached, never torch._dynamo, which torch.optim's own classes import); a local sweep imports torch
-once in its fork server, while each run still has a process of its own (a SIGKILL takes that run
-only) and gets exactly the numbers of a plain run; the fork server initialises no CUDA before it
-forks. Timings are benchmarks (scripts/bench_sweep.py), not tests.
+cached, never torch._dynamo nor sympy, which torch.optim and torch.autograd import lazily); a local
+sweep imports torch once in its fork server, while each run still has a process of its own (a
+SIGKILL takes that run only) and gets exactly the numbers of a plain run; the fork server
+initialises no CUDA before it forks. Timings are benchmarks (scripts/bench_sweep.py), not tests.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def test_a_digits_run_imports_neither_torchvision_nor_scikit_learn_once_cached_n
     assert "sklearn" not in second  # cached: scikit-learn is not imported
     assert "torchvision" not in first and "torchvision" not in second  # digits need no image library
     assert "torch._dynamo" not in first and "torch._dynamo" not in second  # engine/optim.py: 1.6-1.9 s saved
+    assert "sympy" not in second  # a meta method's explicit-gradient backward (scalar_for_backward): 0.7-0.9 s
     run_start = next(e for d in (tmp_path / "runs").iterdir() for e in events(d) if e["type"] == "run_start")
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", run_start["versions"]["torchvision"])  # the version, from metadata
 

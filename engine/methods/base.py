@@ -58,6 +58,17 @@ class MetaGradient:
     meta_logits: torch.Tensor
 
 
+def scalar_for_backward(outputs: torch.Tensor, grad_outputs: torch.Tensor) -> torch.Tensor:
+    """⟨outputs, grad_outputs⟩: its gradient is exactly the backward of `outputs` with `grad_outputs`
+    (the sum's backward is ones, the product's multiplies them by grad_outputs: bit for bit).
+
+    Why not `outputs.backward(grad_outputs)` / `grad_outputs=`: torch imports sympy (through
+    torch.fx.experimental.symbolic_shapes, 0.7–0.9 s here) on the first backward given an explicit
+    output gradient, which every run of a meta method paid inside its first iteration.
+    """
+    return (outputs * grad_outputs.detach()).sum()
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -104,7 +115,7 @@ def meta_gradient(
 
     # Virtual step θ' = θ − lr·g with g = Jᵀ G.
     if not zero_weights:
-        grads = torch.autograd.grad(logits, params, grad_outputs=error * w / batch, retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(scalar_for_backward(logits, error * w / batch), params, retain_graph=True, allow_unused=True)
         virtual = {n: (p.detach() - lr * g if g is not None else p.detach()).requires_grad_() for n, p, g in zip(names, params, grads)}
     else:
         virtual = {n: p.detach().clone().requires_grad_() for n, p in zip(names, params)}
@@ -246,7 +257,7 @@ class Method:
     def _actual_update(self, logits: torch.Tensor, grad_logits: torch.Tensor) -> None:
         """Back-propagate the weighted logit gradient G through the retained forward into θ."""
         self.optimizer.zero_grad(set_to_none=True)
-        logits.backward(grad_logits)
+        scalar_for_backward(logits, grad_logits).backward()
 
     # -- checkpointing ---------------------------------------------------------------------------
 
@@ -280,7 +291,7 @@ class VNetMethod(Method):
     def _vnet_step(self, weights: torch.Tensor, d_weights: torch.Tensor) -> None:
         """One Adam step on φ with ∂L_meta/∂φ = (∂w/∂φ)ᵀ ∂L_meta/∂w."""
         self.vnet_optimizer.zero_grad(set_to_none=True)
-        weights.backward(d_weights)
+        scalar_for_backward(weights, d_weights).backward()
         self.vnet_optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:

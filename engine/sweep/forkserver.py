@@ -37,13 +37,17 @@ START_TIMEOUT_S = 600.0  # the first answer waits for the server's imports (seco
 
 
 def preload() -> None:
-    """What every run imports, loaded once in the server (imports only: no device, no torch op)."""
-    import torch  # noqa: F401  (not torch._dynamo: a run never imports it, engine/optim.py)
+    """What every run imports — numpy.ma, numpy.random and engine.methods.context only in its first
+    epoch — loaded once in the server (imports only: no device, no torch op)."""
+    import numpy.ma  # noqa: F401
+    import numpy.random  # noqa: F401
+    import torch  # noqa: F401  (not torch._dynamo nor sympy: a run never imports them, engine/optim.py)
 
     import engine.__main__  # noqa: F401
     import engine.data  # noqa: F401
     import engine.lifecycle  # noqa: F401
     import engine.methods  # noqa: F401
+    import engine.methods.context  # noqa: F401
     import engine.models  # noqa: F401
     import engine.sweep.task  # noqa: F401
     import engine.trainer  # noqa: F401
