@@ -41,7 +41,8 @@ def preload() -> None:
     epoch — loaded once in the server (imports only: no device, no torch op)."""
     import numpy.ma  # noqa: F401
     import numpy.random  # noqa: F401
-    import torch  # noqa: F401  (not torch._dynamo nor sympy: a run never imports them, engine/optim.py)
+    import torch  # noqa: F401  (not torch._dynamo nor sympy: a run never imports them, see engine/optim.py
+    # and engine.methods.base.scalar_for_backward)
 
     import engine.__main__  # noqa: F401
     import engine.data  # noqa: F401
