@@ -7,7 +7,7 @@ that time over the median `import torch` (issue target: ≤ ~1.3×), both over t
 inside the process) and over the whole `python -c "import torch"` process (which adds the
 interpreter's start and its ~1 s teardown of torch; the figure earlier sessions reported).
 
-    python scripts/bench_startup.py --rounds 5 .venv/bin/gdw /path/to/old/.venv/bin/gdw
+    python scripts/bench_startup.py --rounds 5 --methods erm,gdw .venv/bin/gdw /path/to/old/.venv/bin/gdw
 """
 
 from __future__ import annotations
@@ -57,24 +57,24 @@ def main() -> None:
     ap.add_argument("gdw", nargs="+", help="gdw executables to compare")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--preset", default="digits-unif60")
-    ap.add_argument("--method", default="erm")
+    ap.add_argument("--methods", default="erm", help="comma-separated; each gdw runs each method every round")
     args = ap.parse_args()
-    rows: dict[str, list[dict[str, float]]] = {g: [] for g in args.gdw}
+    cases = [(gdw, method) for gdw in args.gdw for method in args.methods.split(",")]
+    rows: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in cases}
     torch_s: list[tuple[float, float]] = []
     for i in range(args.rounds):
         torch_s.append(import_torch(sys.executable))
-        order = args.gdw if i % 2 == 0 else list(reversed(args.gdw))
-        for gdw in order:
-            rows[gdw].append(one_run(gdw, args.preset, args.method))
+        for gdw, method in cases if i % 2 == 0 else list(reversed(cases)):
+            rows[gdw, method].append(one_run(gdw, args.preset, method))
         print(f"round {i + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     t_import = statistics.median(t for t, _ in torch_s)
     t_process = statistics.median(p for _, p in torch_s)
     out = {"import_torch_s": round(t_import, 2), "import_torch_process_s": round(t_process, 2), "runs": {}}
-    for gdw, rs in rows.items():
+    for (gdw, method), rs in rows.items():
         med = {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0]}
         med["outside_over_import_torch"] = round(med["outside"] / t_import, 2)
         med["outside_over_import_torch_process"] = round(med["outside"] / t_process, 2)
-        out["runs"][gdw] = med
+        out["runs"][f"{gdw} --method {method}"] = med
     print(json.dumps(out, indent=2))
 
 
