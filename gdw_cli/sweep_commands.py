@@ -278,21 +278,28 @@ def _print_dry_run(name: str, plans: list, axes: str, where: str) -> None:
 
 
 def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="runs directory (default: $GDW_RUNS_DIR or ./runs)")) -> None:
-    """List the sweeps: id, name, runs done/running/failed/pending, executor."""
+    """List the sweeps: id, name, runs done/running/failed/pending (and missing: deleted), executor."""
     from engine.sweep.executor import make_executor
 
     root = runs_dir_from(runs_dir)
-    table = Table("sweep", "name", "runs", "done", "running", "failed", "pending", "executor", "scheduler", box=None, pad_edge=False)
     died: list[Sweep] = []
     unreadable: list[str] = []
+    rows = []
     for sweep in list_sweeps(root, unreadable):
         states = run_states(sweep, _job_states(sweep, make_executor))
         c = counts(states)
         scheduler = scheduler_state(sweep, states)
         if scheduler == "died":
             died.append(sweep)
-        table.add_row(sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
-                      str(c["pending"]), sweep.executor, scheduler)
+        rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
+                     str(c["pending"]), str(c["missing"]), sweep.executor, scheduler))
+    # Deleted runs get their own column where there are any (not counted as failed).
+    with_missing = any(row[7] != "0" for row in rows)
+    columns = ["sweep", "name", "runs", "done", "running", "failed", "pending", "missing", "executor", "scheduler"]
+    keep = [i for i, name in enumerate(columns) if name != "missing" or with_missing]
+    table = Table(*(columns[i] for i in keep), box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
     _out().print(table)
     for sweep in died:
         _out().print(f"{sweep.id}: {died_hint(sweep)}", markup=False, highlight=False, soft_wrap=True)

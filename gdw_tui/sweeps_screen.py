@@ -161,7 +161,8 @@ class SweepsScreen(Screen):
             c = counts(states)
             scheduler = scheduler_state(sweep, states)
             executor = sweep.executor + {"stopped": " (stopped)", "died": " · scheduler died — R resumes"}.get(scheduler, "")
-            table_rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
+            failed = f"{c['failed']} + {c['missing']} deleted" if c["missing"] else str(c["failed"])
+            table_rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), failed,
                                str(c["pending"]), Text(executor, style="red") if scheduler == "died" else executor))
         ids = [s.id for s in self.sweeps]
         if not self._unchanged("sweeps", table_rows):

@@ -104,6 +104,12 @@ def test_a_deleted_run_of_a_stopped_sweep_is_said_and_the_others_run(tmp_path):
     # --wait says the sweep is short of a run, by name.
     again = gdw("resume", sweep.id, "--wait", "--runs-dir", str(tmp_path), timeout=300)
     assert again.returncode == 1 and f"1 of 3 run(s) did not finish:\n  {gone.name} missing" in again.stdout, again.stdout
+    assert "3 runs · 2 done · 0 running · 0 failed · 0 pending · 1 missing (deleted)" in again.stdout, again.stdout
+    # `gdw sweeps` counts it as missing, not as failed (a column only where a sweep has one).
+    listed = gdw("sweeps", "--runs-dir", str(tmp_path)).stdout.splitlines()
+    row = next(line.split() for line in listed if line.startswith(sweep.id))
+    assert listed[0].split()[-8:] == ["runs", "done", "running", "failed", "pending", "missing", "executor", "scheduler"]
+    assert row[-8:-2] == ["3", "2", "0", "0", "0", "1"], listed
 
 
 def two_run_sweep_with_a_checkpoint(tmp_path):

@@ -4,6 +4,7 @@ snapshots at 80×24 and 160×50. Nothing on screen depends on the clock or the m
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -89,6 +90,17 @@ async def test_grid_marks_means_and_cell_runs(runs):
         await pilot.press("tab", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the run's dashboard")
         assert app.screen.run_dir.name.endswith("digits-imb-gdw-s1")
+
+
+async def test_a_deleted_run_is_counted_as_deleted_not_as_failed(runs):
+    runs_of = {(e["preset"], e["method"], e["seed"]): e["run_id"] for e in find_sweep(runs, SWEEP_ID).runs}
+    gone = runs_of["digits-imb", "gdw", 10]
+    shutil.rmtree(runs / gone)  # a pending run deleted by hand
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_sweeps(pilot)
+        sweeps = app.screen.query_one("#sweeps-table", DataTable)
+        assert [str(c) for c in sweeps.get_row(SWEEP_ID)][2:7] == ["8", "5", "0", "1 + 1 deleted", "1"]
 
 
 async def test_report_stop_and_resume_keys(runs, monkeypatch):

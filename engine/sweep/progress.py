@@ -18,8 +18,9 @@ PLAIN_EVERY_S = 30.0
 
 def counts_line(sweep: Sweep, states: dict[str, str]) -> str:
     c = counts(states)
+    missing = f" · {c['missing']} missing (deleted)" if c["missing"] else ""
     return (f"sweep {sweep.id}: {len(states)} runs · {c['done']} done · {c['running']} running · "
-            f"{c['failed']} failed · {c['pending']} pending")
+            f"{c['failed']} failed · {c['pending']} pending{missing}")
 
 
 def grid_table(sweep: Sweep, states: dict[str, str]) -> Any:
@@ -92,7 +93,7 @@ class SweepProgress:
             # Plain output (a log): the counts when a run ends (starts have their own lines), and
             # every PLAIN_EVERY_S as a sign of life.
             c = counts(states)
-            ended_now = f"{c['done']}/{c['failed']}"
+            ended_now = f"{c['done']}/{c['failed']}/{c['missing']}"
             if ended_now != self.last_line or time.monotonic() - self.last_plain >= PLAIN_EVERY_S:
                 self.say(f"{time.strftime('%H:%M:%S')} {counts_line(sweep, states)}")
                 self.last_line, self.last_plain = ended_now, time.monotonic()

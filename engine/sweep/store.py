@@ -293,9 +293,11 @@ def sweep_named(runs_dir: Path, ref: str) -> Sweep | None:
 
 # --- status -----------------------------------------------------------------------------------------
 
-# The columns of `gdw sweeps`: each run status counts in one of them.
+# The columns of `gdw sweeps`: each run status counts in one of them. A run whose directory was
+# deleted is "missing", never counted as failed (it did not fail; its numbers are simply gone).
 BUCKETS = {"finished": "done", "running": "running", "failed": "failed",
-           "created": "pending", "stopped": "pending", "interrupted": "pending", "queued": "pending"}
+           "created": "pending", "stopped": "pending", "interrupted": "pending", "queued": "pending",
+           "missing": "missing"}
 
 
 def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[str, str]:
@@ -320,7 +322,7 @@ def run_states(sweep: Sweep, job_states: dict[str, str] | None = None) -> dict[s
 
 
 def counts(states: dict[str, str]) -> dict[str, int]:
-    out = {"done": 0, "running": 0, "failed": 0, "pending": 0}
+    out = {"done": 0, "running": 0, "failed": 0, "pending": 0, "missing": 0}
     for status in states.values():
         out[BUCKETS.get(status, "failed")] += 1
     return out
