@@ -18,7 +18,7 @@ from rich.table import Table
 from engine.config import ConfigError, check_presets_dir, coerce, resolve_preset_path
 from engine.runs import read_summary, runs_dir_from
 from engine.sweep.spec import (
-    PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
+    CONFIRM_ABOVE, PAPER_SEEDS, SweepSpec, builtin_sweeps, is_sweep_file, load_sweep_file, parse_grid_axis,
     parse_methods, parse_options, parse_seeds, parse_sets,
 )
 from engine.sweep.executor import check_executor, executor_text, preflight
@@ -30,7 +30,6 @@ from .errors import fail, warn
 console = Console()
 err = Console(stderr=True)
 WAIT_POLL_S = 1.0
-CONFIRM_ABOVE = 500  # runs: a bigger sweep is created only when confirmed (--yes in scripts)
 
 
 def _out() -> Console:

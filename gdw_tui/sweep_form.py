@@ -23,15 +23,14 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.config import ConfigError
 from engine.method_table import METHODS
-
-METHODS_PER_ROW = 4
 from engine.sweep.executor import EXECUTORS, check_executor
-from engine.sweep.spec import PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
+from engine.sweep.spec import CONFIRM_ABOVE, PAPER_SEEDS, SweepSpec, parse_methods, parse_options, parse_seeds, parse_sets
 from engine.sweep.start import CheckedSweep, DataMissing, check_sweep
 
-from .widgets.checkbox import Checkbox
 from .formatting import plural
+from .widgets.checkbox import Checkbox
 
+METHODS_PER_ROW = 4
 DEFAULT_SEEDS = ",".join(str(s) for s in PAPER_SEEDS)
 # The executor options the form offers (the rest of them: a sweep file or the command line).
 OPTION_FIELDS = {"local": ("workers", "gpus", "per_gpu"), "slurm": ("partition", "time")}
@@ -153,6 +152,7 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
         self.own_methods = own_methods
         self.presets_dir = presets_dir
         self.result = SweepFormResult()
+        self.confirming: dict[str, Any] | None = None  # the values of a > CONFIRM_ABOVE-run sweep, Launch pressed once
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sweep-form"):
@@ -228,6 +228,7 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
     def _validate(self) -> SweepFormResult:
         result = validate_sweep(self.presets, self.form_values(), self.presets_dir)
         self.result = result
+        self.confirming = None  # any change asks again
         for name in ERROR_FIELDS[:-1]:
             error = self.query_one(f"#{name}-error", Static)
             error.update(result.errors.get(name, ""))
@@ -239,18 +240,31 @@ class SweepForm(ModalScreen[CheckedSweep | None]):
         if "sweep" in result.errors:
             summary.update(Text(result.errors["sweep"], style="bold #ff7b72"))
         elif result.ok:
-            summary.update(Text(result.count_line() + " · Enter launches", style="bold"))
+            big = len(result.checked.plans) > CONFIRM_ABOVE
+            action = f" · over {CONFIRM_ABOVE}: Enter twice" if big else " · Enter launches"
+            summary.update(Text(result.count_line() + action, style="bold"))
         else:
             summary.update(Text("fix the field marked above to launch", style="dim"))
-        self.query_one("#launch-sweep", Button).disabled = not result.ok
+        launch = self.query_one("#launch-sweep", Button)
+        launch.disabled = not result.ok
+        launch.label = "Launch sweep ⏎"
         return result
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#launch-sweep")
     def _launch(self) -> None:
+        armed = self.confirming
         result = self._validate()
         if not result.ok:
             self.notify(result.first_error(), title="cannot launch the sweep", severity="error")
+            return
+        runs = len(result.checked.plans)
+        if runs > CONFIRM_ABOVE and armed != self.form_values():
+            # As `gdw sweep` asks y/N: the same press again creates them; a change (or Esc) asks again.
+            self.confirming = self.form_values()
+            self.query_one("#sweep-summary", Static).update(Text(
+                f"Enter again creates {runs:,} runs (more than {CONFIRM_ABOVE}); a change asks again", style="bold #ffa657"))
+            self.query_one("#launch-sweep", Button).label = f"Create {runs:,} runs ⏎"
             return
         self.dismiss(result.checked)
 

@@ -153,6 +153,40 @@ async def test_form_errors_are_the_command_lines_and_launch_is_refused(runs):
     assert not runs.exists()
 
 
+async def test_more_than_500_runs_are_created_only_when_launch_is_pressed_again(runs):
+    app = GdwApp(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, "clean")
+        dismissed: list = []
+        form.dismiss = dismissed.append  # what the app would create: recorded, not made
+        form.query_one("#method-erm", Checkbox).value = True
+        await set_input(pilot, form, "seeds", ",".join(str(s) for s in range(1, 301)))
+        summary = form.query_one("#sweep-summary", Static)
+        assert str(summary.render()).startswith("600 runs: 1 preset × 2 methods × 300 seeds")
+        assert str(summary.render()).endswith(" · over 500: Enter twice")
+        form.query_one("#seeds", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert dismissed == [] and str(summary.render()).startswith("Enter again creates 600 runs (more than 500)")
+        assert str(form.query_one("#launch-sweep", Button).label) == "Create 600 runs ⏎"
+        # A change asks again, for the new count.
+        await set_input(pilot, form, "seeds", ",".join(str(s) for s in range(1, 302)))
+        assert str(form.query_one("#launch-sweep", Button).label) == "Launch sweep ⏎"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert dismissed == [] and str(summary.render()).startswith("Enter again creates 602 runs")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(dismissed) == 1 and len(dismissed[0].plans) == 602
+        # 500 runs or fewer: one press, as before.
+        dismissed.clear()
+        await set_input(pilot, form, "seeds", ",".join(str(s) for s in range(1, 251)))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(dismissed) == 1 and len(dismissed[0].plans) == 500
+    assert not runs.exists()
+
+
 async def test_slurm_without_sbatch_is_refused(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch anywhere
     app = GdwApp(runs)

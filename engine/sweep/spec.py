@@ -32,6 +32,9 @@ from ..config import (
 from .executor import EXECUTORS, check_executor
 
 PAPER_SEEDS = (1, 10, 100, 1000, 10000)  # appendix C
+# A sweep of more runs is created only when confirmed (`gdw sweep`: a y/N prompt or --yes; the
+# sweep form: Launch pressed twice), so a slip in --seeds or a grid cannot fill a cluster.
+CONFIRM_ABOVE = 500
 
 
 class Lines:
