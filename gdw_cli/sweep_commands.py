@@ -155,7 +155,7 @@ def not_finished(sweep: Sweep, states: dict[str, str]) -> list[str]:
 
 def follow(sweep: Sweep, executor: Any, progress: Any) -> None:
     """Until every run has ended (and, locally, the scheduler is gone)."""
-    from engine.sweep.local import busy
+    from engine.sweep.task import busy
     from engine.sweep.progress import ended
 
     proc = getattr(executor, "scheduler_proc", None)  # a scheduler just started may not hold its lock yet
@@ -358,7 +358,7 @@ def scheduler_line(sweep: Sweep, states: dict[str, str]) -> str:
 def stop_if_sweep(ref: str, runs_dir: str | None, now: bool, wait_s: float) -> bool:
     """`gdw stop SWEEP`: no more starts, and a clean stop of every run (scancel for Slurm)."""
     from engine.sweep.executor import make_executor
-    from engine.sweep.local import busy
+    from engine.sweep.task import busy
 
     root = runs_dir_from(runs_dir)
     try:
@@ -407,7 +407,8 @@ def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = F
     """`gdw resume SWEEP`: finished runs skipped, the others resumed or started; runs still
     going are adopted. Safe to run twice: no run is ever started twice. `restart`: runs of the
     sweep to start over (e.g. a corrupt checkpoint), each attempt kept under attempts/N/."""
-    from engine.sweep.local import busy, wait_for_scheduler_exit
+    from engine.sweep.local import wait_for_scheduler_exit
+    from engine.sweep.task import busy
     from engine.sweep.task import restart as start_over
 
     root = runs_dir_from(runs_dir)

@@ -298,7 +298,7 @@ class SweepsScreen(Screen):
     @work(thread=True, exit_on_error=False)
     def _stop(self, sweep: Sweep) -> None:
         from engine.sweep.executor import make_executor
-        from engine.sweep.local import busy
+        from engine.sweep.task import busy
 
         try:
             sweep.set_stopped(True)
@@ -317,7 +317,7 @@ class SweepsScreen(Screen):
     @work(thread=True, exit_on_error=False)
     def _resume(self, sweep: Sweep) -> None:
         from engine.sweep.executor import make_executor, preflight
-        from engine.sweep.local import busy
+        from engine.sweep.task import busy
 
         try:
             preflight(sweep.executor, sweep.options)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from engine.heartbeat import HEARTBEAT, MAX_SKEW_S, heartbeat_fresh
 from engine.runs import EVENTS, read_summary, run_status, write_summary
-from engine.sweep.local import busy
+from engine.sweep.task import busy
 from engine.sweep.spec import SweepSpec, expand
 from engine.sweep.store import create_sweep, scheduler_alive
 from gdw_cli.main import app

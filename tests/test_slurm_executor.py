@@ -1,7 +1,8 @@
 """`gdw sweep --executor slurm` against a real Slurm (scripts/slurm-local.sh starts a single-node one).
 
 Submit a digits sweep and see it finish; requeue a running task and check that the resumed run
-ends exactly where an uninterrupted one does; stop and resume a sweep; refuse what Slurm refuses.
+ends exactly where an uninterrupted one does; an engine killed as an out-of-memory kill would is
+failed with the reason; stop and resume a sweep; refuse what Slurm refuses.
 Without Slurm these tests skip, except in CI (CI set), where a missing Slurm is a failure.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ import pytest
 from engine.runs import create_run, load_run_config, read_summary
 from engine.sweep.slurm import JOBS_FILE, SLURM_DIR
 from engine.sweep.store import find_sweep
+from engine.sweep.task import claim_info
 from lifecycle_helpers import ROOT, child_env, epoch_records, events, gdw, sweep_id
 from lifecycle_helpers import wait_for as _wait_for
 
@@ -158,6 +161,24 @@ def test_a_requeued_task_resumes_and_ends_exactly_as_an_uninterrupted_run(tmp_pa
     assert read_summary(run_dir)["final_acc"] == read_summary(reference)["final_acc"]
     assert epoch_records(run_dir) == epoch_records(reference)  # every epoch, to the last digit
     assert _jobs(sweep.dir) == {run_dir.name: job}  # the same task ran twice; nothing was submitted again
+
+
+@pytest.mark.usefixtures("slurm")
+def test_an_engine_killed_under_slurm_is_failed_killed_and_said(tmp_path):
+    # What Slurm's out-of-memory kill does to a task: a SIGKILL of its biggest process, the engine.
+    runs = tmp_path / "runs"
+    sweep, run_dir, job = _one_task(runs, "erm", epochs=200)
+    wait_for(lambda: any(e["type"] == "epoch" for e in events(run_dir)), timeout=240, what="a first epoch under Slurm")
+    engine_pid = claim_info(run_dir)["pid"]  # the task process runs the engine in itself
+    os.kill(engine_pid, signal.SIGKILL)
+    wait_for(lambda: read_summary(run_dir)["status"] == "failed", timeout=120, what="the run marked failed")
+    assert read_summary(run_dir)["message"] == "killed (SIGKILL; out of memory?) before it ended"
+    wait_for(lambda: _squeue_state(job) in ("", "FAILED"), timeout=120, what="the task to fail")
+    listed = gdw("sweeps", "--runs-dir", str(runs)).stdout
+    row = next(line.split() for line in listed.splitlines() if line.startswith(sweep.id))
+    assert row[-7:-2] == ["1", "0", "0", "1", "0"], listed  # runs, done, running, failed, pending
+    # The checkpoint is still there: `gdw resume SWEEP` takes the run up again.
+    assert (run_dir / "checkpoints" / "last.pt").exists()
 
 
 @pytest.mark.usefixtures("slurm")

@@ -189,10 +189,16 @@ async def test_a_refresh_that_raises_is_said_once_and_counted_for_the_exit_code(
 async def test_the_grid_fills_in_live_while_a_real_sweep_runs(tmp_path):
     """A real detached sweep (two 2-epoch digits runs, real engines) followed on the sweeps screen:
     marks go from pending to finished and the means appear, with the runs' own final accuracies."""
-    from lifecycle_helpers import gdw, sweep_id
+    import subprocess
 
-    r = gdw("sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--set", "train.epochs=2", "--device", "cpu",
-            "--workers", "2", "--detach", "--runs-dir", str(tmp_path), timeout=120)
+    from lifecycle_helpers import ROOT, child_env, gdw_command, sweep_id
+
+    # The runs wait after their first epoch until `release` exists (they take a second each: the
+    # screen would otherwise open on a finished sweep).
+    release = tmp_path / "release"
+    r = subprocess.run(gdw_command() + ["sweep", "digits-clean", "--methods", "erm,gdw", "--seeds", "1", "--set", "train.epochs=2",
+                                        "--device", "cpu", "--workers", "2", "--detach", "--runs-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=child_env(GDW_TEST_HOLD=f"epoch:{release}"))
     assert r.returncode == 0, r.stderr
     sweep = find_sweep(tmp_path, sweep_id(r.stdout))
     app = GdwApp(tmp_path)
@@ -201,6 +207,7 @@ async def test_the_grid_fills_in_live_while_a_real_sweep_runs(tmp_path):
         grid = app.screen.query_one("#grid-table", DataTable)
         first = [str(c) for c in grid.get_row("digits-clean")]
         assert not any("✓" in c for c in first[1:]), first  # seen before any run finished
+        release.touch()
         await wait_until(pilot, lambda: all(str(c).startswith("✓ ") for c in grid.get_row("digits-clean")[1:]),
                          timeout=240, what="both runs finished in the grid")
         accs = {e["method"]: read_summary(tmp_path / e["run_id"])["final_acc"] for e in sweep.runs}

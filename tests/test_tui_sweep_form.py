@@ -16,8 +16,9 @@ from textual.widgets import Button, Checkbox, Input, Select, Static
 from typer.testing import CliRunner
 
 from engine.runs import read_summary
-from engine.sweep.local import busy, stop_runs
+from engine.sweep.local import stop_runs
 from engine.sweep.store import list_sweeps, scheduler_alive
+from engine.sweep.task import busy
 from fixtures.tui_support import screen_text, wait_settled, wait_until
 from gdw_cli.main import app as cli
 from gdw_tui.app import GdwApp

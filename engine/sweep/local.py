@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import ConfigError
-from ..heartbeat import alive_elsewhere
 from ..launch import cuda_device_count, launch_detached
-from ..rundir import LOG, checkpoint_path
-from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary, write_summary
+from ..rundir import LOG
+from ..runs import atomic_write_text, engine_alive, load_run_config, read_summary
 from .forkserver import ForkedRun, ForkServer, ForkServerGone
 from .store import SCHEDULER_LOG, SCHEDULER_PID, Sweep, find_sweep, scheduler_alive, take_scheduler_lock
-from .task import CLAIMED, claim, claim_info, claimed, task_command
+from .task import CLAIMED, busy, claim_info, claimed, record_exit, task_command
 
 POLL_S = 0.05  # how often finished children are noticed: a free slot is refilled within this
 REFRESH_S = 1.0  # how often the whole sweep's status is shown
@@ -120,12 +119,6 @@ def sweep_device(sweep: Sweep) -> str:
         except ConfigError:
             continue
     return "auto"
-
-
-def busy(run_dir: Path) -> bool:
-    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand), here or on
-    another host (a fresh heartbeat: the rule engine.runs.run_status uses)."""
-    return claimed(run_dir) or engine_alive(run_dir) or alive_elsewhere(run_dir)
 
 
 class Scheduler:
@@ -292,62 +285,6 @@ class LocalExecutor:
 
     def cancel(self, sweep: Sweep, run_dirs: list[Path]) -> None:
         stop_runs(run_dirs)
-
-
-def record_exit(run_dir: Path, rc: int | None, sweep_stopped: bool) -> dict[str, Any]:
-    """The run's summary once its task has ended, made honest where the engine could not write it.
-
-    A task killed by a signal (an out-of-memory kill, a SIGKILL) or one that ended without a final
-    status is *failed*, with the reason; so is a resume the engine refused (exit 2: e.g. a corrupt
-    checkpoint), whose reason was only in engine.log. `rc` is None for an adopted run (not our
-    child: its exit code is unknown). A run of a sweep the user stopped (`gdw stop --now` kills) is
-    left as it is: it resumes from its checkpoint.
-    """
-    s = read_summary(run_dir)
-    status = s.get("status")
-    if status == "finished" or sweep_stopped or not run_dir.is_dir() or busy(run_dir):
-        return s
-    if rc is not None and rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        why = f"killed ({name}; out of memory?) before it ended"
-    elif rc == 2 and checkpoint_path(run_dir).exists():  # the engine refused to resume (e.g. a corrupt checkpoint)
-        sweep = s.get("sweep") or "SWEEP"
-        why = (f"cannot resume: {engine_error(run_dir) or 'see engine.log'}; `gdw resume {sweep} --restart {run_dir.name}`"
-               " starts it over, keeping this attempt")
-    elif rc == 2:  # the engine refused to start, before touching the run
-        why = f"cannot start: {engine_error(run_dir) or 'see engine.log'}"
-    elif status in ("running", "created") and (rc or status == "running"):
-        why = "the engine died without a final status (killed?)" if rc is None else (
-            f"the engine exited with code {rc} without a final status (see engine.log)")
-    else:
-        return s
-    fd = claim(run_dir)  # under the run's claim: never over a task or an engine that just took it
-    if fd is None:
-        return s
-    try:
-        s.update(status="failed", message=why, ended=time.time())
-        write_summary(run_dir, s)
-    except OSError:
-        pass  # said by the caller all the same
-    finally:
-        os.close(fd)
-    return s
-
-
-def engine_error(run_dir: Path) -> str | None:
-    """The engine's last one-line error (`error: ...`) in engine.log, if any."""
-    try:
-        with open(run_dir / LOG, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8192))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    errors = [line[len("error: "):] for line in tail.splitlines() if line.startswith("error: ")]
-    return errors[-1] if errors else None
 
 
 def signal_scheduler(sweep: Sweep) -> bool:

@@ -31,7 +31,7 @@ import submitit
 from ..config import ConfigError
 from ..heartbeat import ACTIVE_JOB_STATES
 from ..runs import atomic_write_text
-from .task import CLAIMED, task_command
+from .task import CLAIMED, record_exit, sweep_stopped, task_command
 
 if TYPE_CHECKING:
     from .store import Sweep
@@ -64,6 +64,11 @@ class SweepTask(submitit.helpers.Checkpointable):
                     proc.wait()
                 except BaseException:
                     continue
+        if code < 0:
+            # The engine was killed by a signal — Slurm's out-of-memory kill is a SIGKILL of the
+            # biggest process, the engine — so it could not say so itself: the run is marked failed
+            # with the reason, as the local executor does (not when the user stopped the sweep).
+            record_exit(Path(run_dir), code, sweep_stopped(Path(run_dir)))
         if code not in (0, CLAIMED):
             # A failed run fails its task, so squeue and sacct say FAILED too.
             raise RuntimeError(f"run {Path(run_dir).name} ended with exit code {code} (see its events.jsonl)")

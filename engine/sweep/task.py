@@ -13,12 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ..rundir import CHECKPOINTS, checkpoint_path
-from ..runs import EVENTS, SUMMARY, initial_summary, load_run_config, lock_held, read_summary, try_lock, write_summary
+from ..heartbeat import alive_elsewhere
+from ..rundir import CHECKPOINTS, LOG, checkpoint_path
+from ..runs import (EVENTS, SUMMARY, engine_alive, initial_summary, load_run_config, lock_held, read_summary, try_lock,
+                    write_summary)
 
 TASK_LOCK = "task.lock"
 CLAIMED = 3  # exit code: another task holds this run's claim (it is running or starting it)
@@ -41,6 +45,12 @@ def claim_info(run_dir: Path) -> dict:
         return json.loads((run_dir / TASK_LOCK).read_text() or "{}")
     except (OSError, ValueError):
         return {}
+
+
+def busy(run_dir: Path) -> bool:
+    """A task holds the run, or an engine runs it (e.g. a `gdw resume RUN` by hand), here or on
+    another host (a fresh heartbeat: the rule engine.runs.run_status uses)."""
+    return claimed(run_dir) or engine_alive(run_dir) or alive_elsewhere(run_dir)
 
 
 def plan(run_dir: Path) -> str:
@@ -134,6 +144,62 @@ def run_task(run_dir: Path) -> int:
         return engine_main(["resume" if action == "resume" else "run", "--run-dir", str(run_dir)])
     finally:
         os.close(fd)
+
+
+def record_exit(run_dir: Path, rc: int | None, stopped_by_user: bool) -> dict[str, Any]:
+    """The run's summary once its task has ended, made honest where the engine could not write it.
+
+    A task killed by a signal (an out-of-memory kill, a SIGKILL) or one that ended without a final
+    status is *failed*, with the reason; so is a resume the engine refused (exit 2: e.g. a corrupt
+    checkpoint), whose reason was only in engine.log. `rc` is None for an adopted run (not our
+    child: its exit code is unknown). A run of a sweep the user stopped (`gdw stop --now` kills) is
+    left as it is: it resumes from its checkpoint.
+    """
+    s = read_summary(run_dir)
+    status = s.get("status")
+    if status == "finished" or stopped_by_user or not run_dir.is_dir() or busy(run_dir):
+        return s
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        why = f"killed ({name}; out of memory?) before it ended"
+    elif rc == 2 and checkpoint_path(run_dir).exists():  # the engine refused to resume (e.g. a corrupt checkpoint)
+        sweep = s.get("sweep") or "SWEEP"
+        why = (f"cannot resume: {engine_error(run_dir) or 'see engine.log'}; `gdw resume {sweep} --restart {run_dir.name}`"
+               " starts it over, keeping this attempt")
+    elif rc == 2:  # the engine refused to start, before touching the run
+        why = f"cannot start: {engine_error(run_dir) or 'see engine.log'}"
+    elif status in ("running", "created") and (rc or status == "running"):
+        why = "the engine died without a final status (killed?)" if rc is None else (
+            f"the engine exited with code {rc} without a final status (see engine.log)")
+    else:
+        return s
+    fd = claim(run_dir)  # under the run's claim: never over a task or an engine that just took it
+    if fd is None:
+        return s
+    try:
+        s.update(status="failed", message=why, ended=time.time())
+        write_summary(run_dir, s)
+    except OSError:
+        pass  # said by the caller all the same
+    finally:
+        os.close(fd)
+    return s
+
+
+def engine_error(run_dir: Path) -> str | None:
+    """The engine's last one-line error (`error: ...`) in engine.log, if any."""
+    try:
+        with open(run_dir / LOG, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    errors = [line[len("error: "):] for line in tail.splitlines() if line.startswith("error: ")]
+    return errors[-1] if errors else None
 
 
 def main(argv: list[str] | None = None) -> int:
