@@ -156,7 +156,7 @@ class Soak:
             self.key(tab)
         self.key("2")  # the ω pane (a tab of its own in a narrow terminal) for h and the scrub keys
         self.key("h", "Increase ratio")
-        self.key("h", "ω heatmap")
+        self.key("h", "ω · snapshot")  # the ω pane's title once a snapshot is in ("ω heatmap" only before)
         self.key("[")
         self.key("[")
         self.key("]")
