@@ -168,7 +168,8 @@ def test_an_engine_killed_under_slurm_is_failed_killed_and_said(tmp_path):
     # What Slurm's out-of-memory kill does to a task: a SIGKILL of its biggest process, the engine.
     runs = tmp_path / "runs"
     sweep, run_dir, job = _one_task(runs, "erm", epochs=200)
-    wait_for(lambda: any(e["type"] == "epoch" for e in events(run_dir)), timeout=240, what="a first epoch under Slurm")
+    # The epoch's checkpoint is written just after its event: wait for the file itself.
+    wait_for(lambda: (run_dir / "checkpoints" / "last.pt").exists(), timeout=240, what="a first checkpoint under Slurm")
     engine_pid = claim_info(run_dir)["pid"]  # the task process runs the engine in itself
     os.kill(engine_pid, signal.SIGKILL)
     wait_for(lambda: read_summary(run_dir)["status"] == "failed", timeout=120, what="the run marked failed")

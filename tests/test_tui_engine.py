@@ -90,7 +90,8 @@ async def launch_follow_quit_then_reopen(runs: Path, presets_dir: str | None, re
         # The charts, and a moment later (a frame of their own) the heavy panes, are painted.
         await wait_until(pilot, lambda: bool(dash.query_one("#acc-chart", LineChart).curves[0].points)
                          and dash.query_one(Heatmap).size_c > 0, timeout=5, what="painted panes")
-        assert dash.run.status == "running"
+        # The status is read again every second: the first epoch can now come sooner than that.
+        await wait_until(pilot, lambda: dash.run.status == "running", timeout=5, what="the status read as running")
         assert dash.query_one("#loss-chart", LineChart).curves[0].points
         assert dash.query_one(Heatmap).size_c == 10
         assert "RUNNING" in screen_text(app) and "digits-unif60 · gdw" in screen_text(app)
