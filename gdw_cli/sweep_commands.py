@@ -293,9 +293,9 @@ def sweeps_cmd(runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="
         rows.append((sweep.id, sweep.name, str(len(sweep.runs)), str(c["done"]), str(c["running"]), str(c["failed"]),
                      str(c["pending"]), str(c["missing"]), sweep.executor, scheduler))
     # Deleted runs get their own column where there are any (not counted as failed).
-    with_missing = any(row[7] != "0" for row in rows)
     columns = ["sweep", "name", "runs", "done", "running", "failed", "pending", "missing", "executor", "scheduler"]
-    keep = [i for i, name in enumerate(columns) if name != "missing" or with_missing]
+    missing = columns.index("missing")
+    keep = [i for i in range(len(columns)) if i != missing or any(row[missing] != "0" for row in rows)]
     table = Table(*(columns[i] for i in keep), box=None, pad_edge=False)
     for row in rows:
         table.add_row(*(row[i] for i in keep))
@@ -408,8 +408,7 @@ def resume_if_sweep(ref: str, runs_dir: str | None, detach: bool, wait: bool = F
     going are adopted. Safe to run twice: no run is ever started twice. `restart`: runs of the
     sweep to start over (e.g. a corrupt checkpoint), each attempt kept under attempts/N/."""
     from engine.sweep.local import wait_for_scheduler_exit
-    from engine.sweep.task import busy
-    from engine.sweep.task import restart as start_over
+    from engine.sweep.task import busy, restart as start_over
 
     root = runs_dir_from(runs_dir)
     try:

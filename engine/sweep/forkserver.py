@@ -2,11 +2,10 @@
 gets a process of its own.
 
 Starting a Python process that trains costs seconds of imports (torch above all); a sweep of short
-runs paid them for every run. The
-scheduler starts one server (`python -m engine.sweep.forkserver`, its own session) that imports
-what a run uses (`preload`), then forks one child per run: the child leaves the server's session,
-writes to the run's engine.log, takes its slot's environment and threads, and runs
-engine.sweep.task.run_task, exactly as a detached `python -m engine.sweep.task` would. A crash,
+runs paid them for every run. The scheduler starts one server (`python -m engine.sweep.forkserver`,
+its own session) that imports what a run uses (`preload`), then forks one child per run: the child
+leaves the server's session, writes to the run's engine.log, takes its slot's environment and
+threads, and runs engine.sweep.task.run_task, exactly as a detached `python -m engine.sweep.task` would. A crash,
 a leak or a SIGKILL takes that child only; the server reports each child's exit status.
 
 CUDA is never initialised in the server: `preload` only imports, and nothing it imports touches a
